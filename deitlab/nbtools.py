@@ -1,0 +1,108 @@
+"""Notebook housekeeping after ``nbstripout``: Colab links and the nbval policy.
+
+``python -m deitlab.nbtools sync NOTEBOOK...`` rewrites the Colab badge and install
+cell from ``deitlab._project`` and numbers the cells whose output is kept (nbval
+refuses kept outputs on a cell without an execution count);
+``python -m deitlab.nbtools check NOTEBOOK...`` lists every problem (exit 1 if any).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+from deitlab._project import colab_badge, colab_install_command
+
+_BADGE = re.compile(r"\[!\[Open in Colab\]\([^)]*\)\]\([^)]*\)")
+_INSTALL = re.compile(r"pip install -q \"deitlab\[[^\]]*\] @ git\+[^\"]*\"")
+COLAB_TAG = "colab"
+KEEP_FLAG = "keep_output"
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+
+
+def _repo_path(notebook: Path) -> str:
+    parts = notebook.resolve().parts
+    return "/".join(parts[parts.index("notebooks") :]) if "notebooks" in parts else notebook.name
+
+
+def _source(cell: dict) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def expected_links(notebook: Path) -> tuple[str, str]:
+    """The badge markdown and the pip command this notebook should contain."""
+    return colab_badge(_repo_path(notebook)), colab_install_command()
+
+
+def problems(notebook: str | Path) -> list[str]:
+    """What is out of sync in one notebook (an empty list when all is well)."""
+    notebook = Path(notebook)
+    cells = json.loads(notebook.read_text(encoding="utf-8"))["cells"]
+    badge, install = expected_links(notebook)
+    found = []
+    if not cells or badge not in _source(cells[0]):
+        found.append(f"{notebook}: first cell lacks the badge {badge}")
+    install_cells = [c for c in cells if COLAB_TAG in c.get("metadata", {}).get("tags", [])]
+    if len(install_cells) != 1 or install not in _source(install_cells[0]):
+        found.append(f"{notebook}: needs exactly one cell tagged {COLAB_TAG!r} running `{install}`")
+    for index, cell in enumerate(cells):
+        if cell["cell_type"] != "code":
+            continue
+        kept = bool(cell.get("metadata", {}).get(KEEP_FLAG))
+        if cell.get("outputs") and not kept:
+            found.append(f"{notebook}: cell {index} has outputs but no {KEEP_FLAG!r} flag (run `make strip`)")
+        if kept and CHECK_MARK not in _source(cell):
+            found.append(f"{notebook}: cell {index} keeps its output but is not marked {CHECK_MARK}")
+        if kept and not cell.get("outputs"):
+            found.append(f"{notebook}: cell {index} is flagged {KEEP_FLAG!r} but has no output (run `make refresh`)")
+        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            found.append(f"{notebook}: cell {index} stores an error output")
+    return found
+
+
+def sync(notebook: str | Path) -> bool:
+    """Rewrite the badge and install command from the project constants; True if changed."""
+    notebook = Path(notebook)
+    text = notebook.read_text(encoding="utf-8")
+    data = json.loads(text)
+    badge, install = expected_links(notebook)
+    for index, cell in enumerate(data["cells"]):
+        source = _source(cell)
+        if index == 0:
+            source = _BADGE.sub(badge, source)
+        if COLAB_TAG in cell.get("metadata", {}).get("tags", []):
+            source = _INSTALL.sub(install, source)
+        cell["source"] = source.splitlines(keepends=True)
+        if cell["cell_type"] == "code":
+            cell["execution_count"] = index if cell.get("outputs") else None
+            for output in cell.get("outputs", []):
+                if "execution_count" in output:
+                    output["execution_count"] = cell["execution_count"]
+    new_text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+    if new_text != text:
+        notebook.write_text(new_text, encoding="utf-8")
+        return True
+    return False
+
+
+def main(argv: list[str]) -> int:
+    """``sync`` or ``check`` the given notebooks."""
+    if len(argv) < 2 or argv[0] not in {"sync", "check"}:
+        print("usage: python -m deitlab.nbtools sync|check NOTEBOOK...", file=sys.stderr)
+        return 2
+    command, paths = argv[0], argv[1:]
+    if command == "sync":
+        for path in paths:
+            if sync(path):
+                print(f"synced {path}")
+        return 0
+    issues = [p for path in paths for p in problems(path)]
+    print("\n".join(issues) or "all notebooks in sync")
+    return 1 if issues else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,53 @@
+"""What the first code cell of every notebook calls."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+
+import torch
+
+from deitlab.env import status_line
+from deitlab.train import seed_everything
+
+#: Warnings the kit silences on purpose, each with the reason. Anything else shows.
+KNOWN_WARNINGS: tuple[tuple[str, type[Warning], str], ...] = (
+    # torch 2.14 deprecates TorchScript; notebook 06 shows this warning once on purpose.
+    (r".*torch\.jit\.(script|trace|save|load).*deprecated.*", FutureWarning, "TorchScript deprecation"),
+    # ipywidgets/tqdm: harmless notice when the notebook front-end has no widget manager.
+    (r"IProgress not found.*", UserWarning, "tqdm without ipywidgets front-end"),
+    # torch.ao.quantization eager API deprecation (notebooks 04/05 explain it in prose).
+    (r".*torch\.ao\.quantization.*deprecated.*", DeprecationWarning, "eager quantization deprecation"),
+)
+
+
+def quiet_known_warnings() -> None:
+    """Silence the known, explained deprecation warnings (see ``KNOWN_WARNINGS``)."""
+    for pattern, category, _reason in KNOWN_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern, category=category)
+    # torchao registers enum constants with torch's pytree at import and torch 2.14
+    # logs a deprecation line for each: noise unrelated to anything a learner does.
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+
+
+_started = time.perf_counter()
+
+
+def setup_notebook(seed: int = 0, threads: int | None = None) -> str:
+    """Seed everything, fix the thread count, quiet known warnings; print the status line."""
+    global _started
+    _started = time.perf_counter()
+    quiet_known_warnings()
+    seed_everything(seed)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    line = status_line()
+    print(line)
+    return line
+
+
+def elapsed() -> str:
+    """Wall time since :func:`setup_notebook`, for the last cell of a notebook."""
+    seconds = time.perf_counter() - _started
+    return f"this notebook ran in {seconds:.0f} s on {torch.get_num_threads()} threads"

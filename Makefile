@@ -72,7 +72,7 @@ lint: setup
 
 # Build a wheel, install it (not editable) into a scratch venv, import it from elsewhere.
 wheel-check: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m slow tests/test_packaging.py
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests/test_packaging.py
 
 clean:
 	rm -rf build .pytest_cache

@@ -1,0 +1,189 @@
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from deitlab import data
+from deitlab.data import ImageLoadError, Preprocessing, load_image
+
+
+@pytest.fixture
+def photo() -> Image.Image:
+    return Image.open(data.sample_image_path("cat"))
+
+
+def _save(image: Image.Image, path: Path, **kwargs) -> Path:
+    image.save(path, **kwargs)
+    return path
+
+
+def _write(path: Path, content: bytes) -> Path:
+    path.write_bytes(content)
+    return path
+
+
+def test_every_sample_image_loads_as_rgb_and_is_attributed():
+    attribution = (Path(data.__file__).parent / "assets" / "images" / "ATTRIBUTION.md").read_text()
+    assert len(data.SAMPLE_IMAGES) >= 6
+    for sample in data.SAMPLE_IMAGES:
+        image = load_image(sample.path)
+        assert image.mode == "RGB" and min(image.size) > 100
+        assert sample.filename in attribution and sample.licence
+        assert sample.imagenet_class in data.imagenet_classes()
+
+
+def test_sample_image_path_unknown_name():
+    with pytest.raises(KeyError, match="no sample image 'dog'"):
+        data.sample_image_path("dog")
+
+
+def test_imagenet_classes():
+    classes = data.imagenet_classes()
+    assert len(classes) == 1000
+    assert classes[281] == "tabby" and classes[504] == "coffee mug"
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P", "L", "CMYK", "I;16", "I", "F", "1"])
+def test_any_mode_becomes_rgb(photo, tmp_path, mode):
+    converted = photo.convert(mode) if mode not in ("I;16", "I", "F") else photo.convert("L").convert(mode)
+    suffix = ".jpg" if mode == "CMYK" else ".tiff" if mode in ("I", "F") else ".png"
+    path = _save(converted, tmp_path / f"image{suffix}")
+    image = load_image(path)
+    assert image.mode == "RGB" and image.size == photo.size
+
+
+def test_sixteen_bit_png_is_scaled_not_clipped(tmp_path):
+    array = np.full((8, 8), 40000, dtype=np.uint16)
+    path = _save(Image.fromarray(array), tmp_path / "deep.png")
+    value = np.asarray(load_image(path))[0, 0, 0]
+    assert abs(int(value) - round(40000 / 65535 * 255)) <= 1
+
+
+def test_transparent_pixels_are_composited_over_white(tmp_path):
+    rgba = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
+    image = load_image(_save(rgba, tmp_path / "clear.png"))
+    assert image.getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    wide = Image.new("RGB", (40, 20), "red")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° clockwise when displayed
+    path = _save(wide, tmp_path / "rotated.jpg", exif=exif)
+    assert load_image(path).size == (20, 40)
+
+
+def test_pil_and_numpy_inputs(photo):
+    assert load_image(photo).size == photo.size
+    array = np.asarray(photo)
+    assert load_image(array).size == photo.size
+    assert load_image(array[..., :1]).mode == "RGB"
+    assert load_image(array.astype(np.float32) / 255).size == photo.size
+    assert load_image(array.astype(np.uint16) * 257).size == photo.size
+    rgba = np.dstack([array, np.full(array.shape[:2], 255, np.uint8)])
+    assert load_image(rgba).mode == "RGB"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: p / "missing.jpg", "no such file"),
+        (lambda p: _write(p / "empty.jpg", b""), "the file is empty"),
+        (lambda p: _write(p / "notes.txt", b"hello"), "not an image file"),
+        (lambda p: p, "is a directory"),
+    ],
+)
+def test_bad_files_name_the_file_and_the_problem(tmp_path, make, message):
+    path = make(tmp_path)
+    with pytest.raises(ImageLoadError, match=message) as err:
+        load_image(path)
+    assert str(path) in str(err.value)
+
+
+def test_truncated_file(tmp_path, photo):
+    buffer = io.BytesIO()
+    photo.save(buffer, format="PNG")
+    path = tmp_path / "cut.png"
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    with pytest.raises(ImageLoadError, match=re.escape(str(path)) + ".*truncated or corrupt"):
+        load_image(path)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (np.zeros((3, 32, 32), np.uint8), "channels-first"),
+        (np.zeros((8, 8, 5), np.uint8), "not an image"),
+        (np.zeros((2, 2, 2, 3), np.uint8), "not an image"),
+        (np.zeros((0, 4), np.uint8), "empty"),
+        (np.full((4, 4), 2.0, np.float32), r"\[0, 1\]"),
+        (np.zeros((4, 4), np.int64), "unsupported image array dtype"),
+        (torch.zeros(3, 4, 4), "torch.Tensor"),
+        (12345, "cannot load an image from a int"),
+    ],
+)
+def test_bad_in_memory_inputs(value, message):
+    with pytest.raises(ImageLoadError, match=message):
+        load_image(value)
+
+
+def test_url_while_offline_fails_fast_with_a_clear_message():
+    with pytest.raises(ImageLoadError, match="offline"):
+        load_image("https://example.org/cat.jpg")
+
+
+def test_preprocessing_matches_timm_numerically():
+    import timm
+    from timm.data import create_transform, resolve_data_config
+
+    model = timm.create_model("deit_tiny_patch16_224", pretrained=False)
+    ours = Preprocessing.for_model(model)
+    theirs = create_transform(**resolve_data_config({}, model=model))
+    for sample in data.SAMPLE_IMAGES:
+        expected = theirs(load_image(sample.path))
+        assert torch.equal(ours(sample.path), expected)
+
+
+def test_preprocessing_steps_and_tutorial_defaults(photo):
+    prep = Preprocessing()
+    assert prep.resize_size == 256
+    resized = prep.resize(photo)
+    assert min(resized.size) == 256
+    cropped = prep.center_crop(resized)
+    assert cropped.size == (224, 224)
+    tensor = prep.normalize(cropped)
+    assert tensor.shape == (3, 224, 224)
+    assert prep.batch([photo, photo]).shape == (2, 3, 224, 224)
+    restored = data.denormalize(tensor, prep)
+    assert restored.shape == (224, 224, 3)
+    assert np.abs(restored - np.asarray(cropped) / 255).max() < 1e-5
+
+
+def test_mnist_subset_is_stratified_disjoint_and_seeded():
+    train, test = data.mnist_subset()
+    assert len(train) == 4000 and len(test) == 1000
+    assert train[0][0].shape == (1, 28, 28)
+    counts = torch.bincount(test.tensors[1], minlength=10)
+    assert counts.tolist() == [100] * 10
+    again_train, _ = data.mnist_subset()
+    assert torch.equal(train.tensors[0], again_train.tensors[0])
+    _, other_test = data.mnist_subset(seed=1)
+    assert not torch.equal(test.tensors[0], other_test.tensors[0])
+    train_rows = {row.numpy().tobytes() for row in train.tensors[0]}
+    assert not any(row.numpy().tobytes() in train_rows for row in test.tensors[0][:50])
+
+
+def test_mnist_subset_rejects_bad_fraction():
+    with pytest.raises(ValueError, match="test_fraction"):
+        data.mnist_subset(test_fraction=1.5)
+
+
+def test_mnist_loaders_batches():
+    train_loader, test_loader = data.mnist_loaders(batch_size=32)
+    images, labels = next(iter(train_loader))
+    assert images.shape == (32, 1, 28, 28) and labels.dtype == torch.int64
+    assert len(test_loader.dataset) == 1000

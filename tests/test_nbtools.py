@@ -1,0 +1,102 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from deitlab import nbtools
+from deitlab._project import REPO_SLUG, colab_badge, colab_install_command
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+SOLUTIONS = sorted((ROOT / "notebooks" / "solutions").glob("*.ipynb"))
+
+
+def _notebook(tmp_path: Path, cells: list[dict]) -> Path:
+    folder = tmp_path / "notebooks"
+    folder.mkdir(exist_ok=True)
+    path = folder / "99_demo.ipynb"
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    return path
+
+
+def _cell(kind: str, source: str, **extra) -> dict:
+    cell = {"cell_type": kind, "metadata": extra.pop("metadata", {}), "source": source}
+    if kind == "code":
+        cell.update(outputs=extra.pop("outputs", []), execution_count=None)
+    return cell
+
+
+def _good_cells(badge: str) -> list[dict]:
+    return [
+        _cell("markdown", f"# Demo\n{badge}"),
+        _cell("code", f"%{colab_install_command()}", metadata={"tags": ["colab"]}),
+    ]
+
+
+def test_sync_rewrites_stale_links_and_numbers_kept_cells(tmp_path):
+    stale_badge = "[![Open in Colab](https://x/badge.svg)](https://colab.research.google.com/github/old/repo)"
+    cells = [
+        _cell("markdown", f"# Demo\n{stale_badge}"),
+        _cell(
+            "code",
+            '%pip install -q "deitlab[deploy] @ git+https://github.com/old/repo@dev"',
+            metadata={"tags": ["colab"]},
+        ),
+        _cell(
+            "code",
+            "# NBVAL_CHECK_OUTPUT\nprint(1)",
+            metadata={"keep_output": True},
+            outputs=[{"output_type": "stream", "name": "stdout", "text": "1\n"}],
+        ),
+    ]
+    path = _notebook(tmp_path, cells)
+    assert nbtools.problems(path)
+    assert nbtools.sync(path) is True
+    assert nbtools.problems(path) == []
+    assert nbtools.sync(path) is False
+    stored = json.loads(path.read_text())["cells"]
+    assert stored[2]["execution_count"] == 2
+    assert colab_badge("notebooks/99_demo.ipynb") in "".join(stored[0]["source"])
+
+
+def test_problems_flags_unstripped_and_unchecked_outputs(tmp_path):
+    badge = colab_badge("notebooks/99_demo.ipynb")
+    cells = _good_cells(badge) + [
+        _cell("code", "print(2)", outputs=[{"output_type": "stream", "name": "stdout", "text": "2\n"}]),
+        _cell(
+            "code",
+            "print(3)",
+            metadata={"keep_output": True},
+            outputs=[{"output_type": "stream", "name": "stdout", "text": "3\n"}],
+        ),
+        _cell("code", "# NBVAL_CHECK_OUTPUT\nprint(4)", metadata={"keep_output": True}),
+        _cell(
+            "code",
+            "1/0",
+            metadata={"keep_output": True},
+            outputs=[{"output_type": "error", "ename": "ZeroDivisionError", "evalue": "", "traceback": []}],
+        ),
+    ]
+    found = "\n".join(nbtools.problems(_notebook(tmp_path, cells)))
+    assert "cell 2 has outputs but no 'keep_output'" in found
+    assert "cell 3 keeps its output but is not marked" in found
+    assert "cell 4 is flagged 'keep_output' but has no output" in found
+    assert "cell 5 stores an error output" in found
+
+
+def test_main_reports_usage_and_exit_codes(tmp_path, capsys):
+    assert nbtools.main([]) == 2
+    path = _notebook(tmp_path, [_cell("markdown", "no badge")])
+    assert nbtools.main(["check", str(path)]) == 1
+    assert "lacks the badge" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS + SOLUTIONS, ids=lambda p: p.name)
+def test_committed_notebooks_are_stripped_and_in_sync(notebook):
+    assert nbtools.problems(notebook) == []
+    assert REPO_SLUG in notebook.read_text()
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_notebook_has_a_solution_notebook(notebook):
+    assert (ROOT / "notebooks" / "solutions" / f"{notebook.stem}_solutions.ipynb").exists()

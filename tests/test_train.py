@@ -1,0 +1,77 @@
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from deitlab import train
+
+
+def _toy_loaders():
+    torch.manual_seed(0)
+    x = torch.randn(256, 4)
+    y = (x[:, 0] > 0).long()
+    data = TensorDataset(x, y)
+    return DataLoader(data, batch_size=32, shuffle=True), DataLoader(data, batch_size=64)
+
+
+def test_seed_everything_makes_runs_repeatable():
+    train.seed_everything(3)
+    a = torch.randn(5)
+    train.seed_everything(3)
+    assert torch.equal(a, torch.randn(5))
+
+
+def test_fit_learns_a_separable_problem_and_records_history():
+    train_loader, test_loader = _toy_loaders()
+    model = torch.nn.Linear(4, 2)
+    before = train.evaluate(model, test_loader)
+    history = train.fit(model, train_loader, epochs=3, lr=0.1, test_loader=test_loader, weight_decay=0.0)
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert history[-1]["test_acc"] > max(before, 90.0)
+
+
+def test_fit_calls_the_epoch_hook():
+    train_loader, _ = _toy_loaders()
+    seen = []
+    train.fit(torch.nn.Linear(4, 2), train_loader, epochs=2, on_epoch_end=lambda m, e: seen.append(e))
+    assert seen == [0, 1]
+
+
+def test_fit_rejects_zero_epochs():
+    train_loader, _ = _toy_loaders()
+    with pytest.raises(ValueError, match="epochs must be at least 1"):
+        train.fit(torch.nn.Linear(4, 2), train_loader, epochs=0)
+
+
+def test_predict_handles_models_returning_tuples():
+    class TwoHeads(torch.nn.Module):
+        def forward(self, x):
+            return x[:, :2], x[:, 2:]
+
+    _, loader = _toy_loaders()
+    logits, labels = train.predict(TwoHeads(), loader)
+    assert logits.shape == (256, 2) and labels.shape == (256,)
+
+
+def test_cached_training_trains_once_then_loads(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEITLAB_CACHE", str(tmp_path))
+    calls = []
+
+    def build():
+        torch.manual_seed(0)
+        return torch.nn.Linear(4, 2)
+
+    def fake_train(model):
+        calls.append(1)
+        with torch.no_grad():
+            model.weight.fill_(0.5)
+        return [{"epoch": 1}]
+
+    model, history = train.cached_training("toy", build, fake_train)
+    assert calls == [1] and history == [{"epoch": 1}]
+    again, history_again = train.cached_training("toy", build, fake_train)
+    assert calls == [1] and history_again == history
+    assert torch.equal(again.weight, torch.full((2, 4), 0.5))
+    train.cached_training("toy", build, fake_train, retrain=True)
+    assert calls == [1, 1]
+    assert (tmp_path / "checkpoints" / "toy.pt").exists()

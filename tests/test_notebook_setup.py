@@ -19,7 +19,7 @@ def test_known_warnings_are_silenced_but_others_show():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("default")
         notebook.quiet_known_warnings()
-        warnings.warn("`torch.jit.script` is deprecated. Please switch to torch.export.", FutureWarning)
-        warnings.warn("something new", UserWarning)
+        warnings.warn("`torch.jit.script` is deprecated. Please switch to torch.export.", FutureWarning, stacklevel=1)
+        warnings.warn("something new", UserWarning, stacklevel=1)
     messages = [str(w.message) for w in caught]
     assert messages == ["something new"]

@@ -22,7 +22,7 @@ def _pyproject() -> dict:
 def test_environment_yml_mirrors_pyproject():
     project = _pyproject()["project"]
     declared = list(project["dependencies"])
-    for extra, items in project["optional-dependencies"].items():
+    for items in project["optional-dependencies"].values():
         declared += [item for item in items if not item.startswith("deitlab[")]
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip_section = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict))

@@ -6,6 +6,8 @@ PYTHON    ?= python3.11
 VENV      ?= .venv
 BIN       := $(VENV)/bin
 PORT      ?= 8888
+# Jupyter refuses to run as root unless told (containers, CI machines)
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 # pytest-xdist workers for the notebook run (independent notebooks in parallel)
 WORKERS   ?= 2
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
@@ -32,7 +34,7 @@ $(VENV)/.deitlab-installed: $(VENV)/.torch-installed pyproject.toml
 
 lab: setup
 	@echo "JupyterLab → http://127.0.0.1:$(PORT)/lab (the full URL with its token follows)"
-	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) --ServerApp.root_dir=notebooks
+	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) --ServerApp.root_dir=notebooks $(ALLOW_ROOT)
 
 # Unit tests, every notebook and every solution notebook under nbval, then the browser pass.
 test: setup

@@ -1,0 +1,224 @@
+"""Unit tests for deitlab.quant, on exact small tensors and tiny models."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from deitlab import quant
+
+
+def small_mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4)).eval()
+
+
+def calibration() -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    return [torch.randn(16, 8, generator=generator) for _ in range(3)]
+
+
+def test_integer_range():
+    assert quant.integer_range(8) == (-128, 127)
+    assert quant.integer_range(8, symmetric=False) == (0, 255)
+    assert quant.integer_range(2) == (-2, 1)
+    with pytest.raises(ValueError, match="bits"):
+        quant.integer_range(1)
+
+
+def test_symmetric_per_tensor_exact():
+    x = torch.tensor([-3.0, -1.5, 0.0, 1.0, 3.0])
+    params = quant.qparams(x, bits=3)
+    assert params.scale.item() == 1.0 and params.zero_point.item() == 0
+    q = quant.quantize(x, params)
+    assert q.tolist() == [-3, -2, 0, 1, 3]  # round half to even: -1.5 → -2
+    assert quant.dequantize(q, params).tolist() == [-3.0, -2.0, 0.0, 1.0, 3.0]
+
+
+def test_asymmetric_zero_point_exact():
+    x = torch.tensor([-1.0, 0.0, 1.0, 2.0])
+    params = quant.qparams(x, bits=2, symmetric=False)
+    assert params.scale.item() == 1.0 and params.zero_point.item() == 1
+    q = quant.quantize(x, params)
+    assert q.tolist() == [0, 1, 2, 3]
+    assert quant.dequantize(q, params).tolist() == x.tolist()
+
+
+def test_per_channel_exact():
+    x = torch.tensor([[1.0, -2.0], [0.5, 0.25]])
+    params = quant.qparams(x, bits=3, axis=0)
+    torch.testing.assert_close(params.scale, torch.tensor([2 / 3, 0.5 / 3]))
+    q = quant.quantize(x, params)
+    assert q.tolist() == [[2, -3], [3, 2]]
+    torch.testing.assert_close(quant.dequantize(q, params), torch.tensor([[4 / 3, -2.0], [0.5, 1 / 3]]))
+
+
+def test_per_channel_beats_per_tensor_when_rows_differ_in_range():
+    x = torch.tensor([[100.0, -50.0, 25.0], [0.3, -0.2, 0.1]])
+    per_tensor = quant.quantize_dequantize(x, bits=4)
+    per_channel = quant.quantize_dequantize(x, bits=4, axis=0)
+    assert per_tensor[1].abs().sum() == 0  # small row collapses to zero with one shared scale
+    assert quant.sqnr(x[1], per_channel[1]) > quant.sqnr(x[1], per_tensor[1])
+
+
+def test_rounding_error_is_at_most_half_a_step():
+    x = torch.linspace(-1, 1, 101)
+    params = quant.qparams(x, bits=8)
+    error = (quant.dequantize(quant.quantize(x, params), params) - x).abs().max()
+    assert error <= params.scale.item() / 2 + 1e-7
+
+
+def test_clip_shrinks_the_range_and_saturates():
+    x = torch.tensor([-4.0, 0.0, 1.0, 4.0])
+    full = quant.qparams(x, bits=3)
+    half = quant.qparams(x, bits=3, clip=0.5)
+    assert half.scale.item() == pytest.approx(full.scale.item() / 2)
+    assert quant.quantize(x, half).tolist() == [-4, 0, 2, 3]  # 4/(2/3) = 6 saturates at 3; -6 at -4
+
+
+def test_qparams_bad_input():
+    with pytest.raises(TypeError, match="floating-point"):
+        quant.qparams(torch.tensor([1, 2, 3]))
+    with pytest.raises(ValueError, match="empty"):
+        quant.qparams(torch.tensor([]))
+    with pytest.raises(ValueError, match="axis 2 out of range"):
+        quant.qparams(torch.ones(2, 2), axis=2)
+    with pytest.raises(ValueError, match="clip"):
+        quant.qparams(torch.ones(3), clip=1.5)
+    with pytest.raises(TypeError, match="integer tensor"):
+        quant.dequantize(torch.ones(3), quant.qparams(torch.ones(3)))
+
+
+def test_fake_quantize_formula_exact():
+    x = torch.tensor([-1.0, -0.3, 0.26, 0.9, 2.0])
+    # s/2^(b-1) · clamp(round(2^(b-1)·x/s), -2^(b-1), 2^(b-1)-1) with s=1, b=2
+    assert quant.fake_quantize(x, 1.0, 2).tolist() == [-1.0, -0.5, 0.5, 0.5, 0.5]
+    assert quant.fake_quantize(x, 2.0, 3).tolist() == [-1.0, -0.5, 0.5, 1.0, 1.5]
+
+
+def test_fake_quantize_per_channel_range_and_levels():
+    x = torch.randn(4, 50, generator=torch.Generator().manual_seed(0))
+    s = x.abs().amax(dim=1, keepdim=True)
+    y = quant.fake_quantize(x, s, 3)
+    for row in range(4):
+        assert len(torch.unique(y[row])) <= 2**3
+
+
+def test_fake_quantize_bad_input():
+    with pytest.raises(ValueError, match="positive"):
+        quant.fake_quantize(torch.ones(3), 0.0, 8)
+    with pytest.raises(ValueError, match="bits"):
+        quant.fake_quantize(torch.ones(3), 1.0, 1)
+    with pytest.raises(TypeError):
+        quant.fake_quantize([1.0, 2.0], 1.0, 8)
+
+
+def test_mse_and_sqnr_exact():
+    x, x_hat = torch.tensor([1.0, 1.0]), torch.tensor([1.0, 0.0])
+    assert quant.mse(x, x_hat) == 0.5
+    assert quant.sqnr(x, x_hat) == pytest.approx(10 * math.log10(2))
+    assert quant.sqnr(x, x) == math.inf
+    with pytest.raises(ValueError, match="shapes differ"):
+        quant.sqnr(x, torch.ones(3))
+    with pytest.raises(ValueError, match="shapes differ"):
+        quant.mse(x, torch.ones(3))
+
+
+def test_sizes(tmp_path):
+    model = nn.Sequential(nn.Linear(256, 256))
+    fp32 = quant.state_dict_size_mb(model)
+    assert fp32 >= 256 * 257 * 4 / 1e6
+    int8, _ = quant.legacy_dynamic_int8(model)
+    assert quant.scripted_size_mb(int8) / quant.scripted_size_mb(model) < 0.4
+    kept = tmp_path / "m.pt"
+    size = quant.scripted_size_mb(model, keep=kept)
+    assert kept.exists() and size == quant.file_size_mb(kept)
+    with pytest.raises(FileNotFoundError):
+        quant.file_size_mb(tmp_path / "missing.pt")
+
+
+def test_legacy_dynamic_int8_swaps_linears_and_records_warnings():
+    model = small_mlp()
+    quantized, caught = quant.legacy_dynamic_int8(model)
+    assert quant.module_types(quantized) == {"torch.ao.nn.quantized.dynamic.Linear": 2, "torch.nn.ReLU": 1}
+    assert quant.module_types(model) == {"torch.nn.Linear": 2, "torch.nn.ReLU": 1}  # original untouched
+    assert any(issubclass(w.category, DeprecationWarning) for w in caught)
+    x = calibration()[0]
+    with torch.inference_mode():
+        assert quant.sqnr(model(x), quantized(x)) > 25
+    with pytest.raises(TypeError, match="nn.Module"):
+        quant.legacy_dynamic_int8("model")
+
+
+def test_linear_names():
+    assert quant.linear_names(small_mlp()) == ["0", "2"]
+
+
+def test_legacy_static_int8_with_skip():
+    model = small_mlp()
+    static = quant.legacy_static_int8(model, calibration(), skip={"2"})
+    types = quant.module_types(static)
+    assert types["torch.ao.nn.quantized.Linear"] == 1 and types["torch.nn.Linear"] == 1
+    x = calibration()[1]
+    with torch.inference_mode():
+        assert quant.sqnr(model(x), static(x)) > 20
+    with pytest.raises(KeyError, match="not nn.Linear"):
+        quant.legacy_static_int8(model, calibration(), skip={"1"})
+    with pytest.raises(ValueError, match="no batches"):
+        quant.legacy_static_int8(model, [])
+    with pytest.raises(ValueError, match="not supported"):
+        quant.legacy_static_int8(model, calibration(), backend="no-such-engine")
+
+
+@pytest.mark.parametrize("variant", quant.TORCHAO_VARIANTS)
+def test_torchao_int8(variant):
+    model = small_mlp()
+    quantized = quant.torchao_int8(model, variant, skip={"2"})
+    assert type(quantized[2].weight) is nn.Parameter
+    assert type(quantized[0].weight) is not nn.Parameter
+    assert type(model[0].weight) is nn.Parameter  # a copy was quantized
+    x = calibration()[0]
+    with torch.inference_mode():
+        assert quant.sqnr(model(x), quantized(x)) > 25
+
+
+def test_torchao_bad_variant():
+    with pytest.raises(ValueError, match="unknown torchao variant"):
+        quant.torchao_config("int4")
+
+
+def test_activation_ranges_exact():
+    model = small_mlp()
+    batches = calibration()
+    ranges = quant.activation_ranges(model, [(b, None) for b in batches], names=["0"])
+    assert ranges == {"0": max(b.abs().max().item() for b in batches)}
+    with pytest.raises(ValueError, match="no batches"):
+        quant.activation_ranges(model, [])
+
+
+def test_fake_quant_model_levels_and_hooks():
+    model = small_mlp()
+    fake = quant.fake_quant_model(model, bits=2, names=["0"])
+    for row in fake[0].weight:
+        assert len(torch.unique(row)) <= 4
+    assert torch.equal(fake[2].weight, model[2].weight)
+    assert not torch.equal(fake[0].weight, model[0].weight)
+    ranges = quant.activation_ranges(model, calibration())
+    x = calibration()[0]
+    with torch.inference_mode():
+        snr8 = quant.sqnr(model(x), quant.fake_quant_model(model, 8, act_ranges=ranges)(x))
+        snr3 = quant.sqnr(model(x), quant.fake_quant_model(model, 3, act_ranges=ranges)(x))
+    assert snr8 > snr3 + 10
+    with pytest.raises(KeyError, match="no calibrated activation range"):
+        quant.fake_quant_model(model, 8, act_ranges={"0": 1.0})
+
+
+def test_layer_sensitivity_exact():
+    scores = {"a": 0.9, "b": 0.5}
+    drops = quant.layer_sensitivity(["a", "b"], lambda name: name, lambda m: scores[m], baseline=1.0, progress=False)
+    assert drops == pytest.approx({"a": 0.1, "b": 0.5})
+    with pytest.raises(ValueError, match="no layer names"):
+        quant.layer_sensitivity([], str, float, 1.0)

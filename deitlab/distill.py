@@ -1,0 +1,439 @@
+"""Knowledge distillation as in DeiT: soft and hard-label losses, the distillation token,
+and the plumbing of the notebook-03 ablation (train, cache, tabulate).
+
+A student either returns plain logits, or — a timm ``VisionTransformerDistilled`` with
+``set_distilled_training(True)`` in train mode — a ``(class_logits, distillation_logits)``
+pair. In eval mode that model returns the average of its two heads' logits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from deitlab.data import mnist_loaders
+from deitlab.models import TINY_DEIT_CONFIG, tiny_deit
+from deitlab.train import cached_training, fit, seed_everything
+
+MODES = ("none", "soft", "hard")
+
+#: DeiT paper (Touvron et al., ICML 2021, arXiv:2012.12877), Table 3: ImageNet top-1 (%)
+#: at 224×224 with a RegNetY-16GF teacher, for DeiT-Ti and DeiT-B.
+PAPER_TABLE3: dict[str, dict[str, float]] = {
+    "no distillation": {"DeiT-Ti": 72.2, "DeiT-B": 81.8},
+    "soft distillation": {"DeiT-Ti": 72.2, "DeiT-B": 81.8},
+    "hard distillation": {"DeiT-Ti": 74.3, "DeiT-B": 83.0},
+    "token: class head only": {"DeiT-Ti": 73.9, "DeiT-B": 83.0},
+    "token: distillation head only": {"DeiT-Ti": 74.6, "DeiT-B": 83.1},
+    "token: class + distillation": {"DeiT-Ti": 74.5, "DeiT-B": 83.4},
+}
+
+#: DeiT paper, section 4: average cosine similarity of the class and distillation tokens.
+PAPER_TOKEN_COSINE = {"input": 0.06, "last layer": 0.93}
+
+
+def _check_logits(name: str, logits: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"{name} must be an N×C tensor of logits, got {shape}")
+    if labels is not None and (labels.ndim != 1 or labels.shape[0] != logits.shape[0]):
+        raise ValueError(f"labels must have shape ({logits.shape[0]},) to match {name}, got {tuple(labels.shape)}")
+
+
+def split_heads(outputs: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(class_logits, distillation_logits)`` of a student; a plain-logit student uses its logits for both."""
+    if isinstance(outputs, (tuple, list)):
+        if len(outputs) != 2:
+            raise ValueError(f"a distilled student returns (class_logits, distillation_logits), got {len(outputs)}")
+        return outputs[0], outputs[1]
+    return outputs, outputs
+
+
+def soft_distillation_loss(
+    student_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor,
+    alpha: float = 0.5,
+    tau: float = 3.0,
+) -> torch.Tensor:
+    """``(1-α)·CE(student, y) + α·τ²·KL(softmax(teacher/τ) ‖ softmax(student/τ))`` (batch mean).
+
+    ``α`` is the paper's λ. The KL goes from the teacher's softened distribution to the
+    student's (PyTorch's ``kl_div(log q_student, p_teacher)``); the ``τ²`` keeps its
+    gradient on the same scale as the cross-entropy's whatever the temperature.
+    """
+    _check_logits("student_logits", student_logits, labels)
+    _check_logits("teacher_logits", teacher_logits)
+    if teacher_logits.shape != student_logits.shape:
+        raise ValueError(f"teacher logits {tuple(teacher_logits.shape)} ≠ student {tuple(student_logits.shape)}")
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if tau <= 0:
+        raise ValueError(f"tau (temperature) must be positive, got {tau}")
+    ce = F.cross_entropy(student_logits, labels)
+    kl = F.kl_div(
+        F.log_softmax(student_logits / tau, dim=1),
+        F.log_softmax(teacher_logits / tau, dim=1),
+        reduction="batchmean",
+        log_target=True,
+    )
+    return (1 - alpha) * ce + alpha * tau**2 * kl
+
+
+def hard_distillation_loss(
+    class_logits: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    labels: torch.Tensor,
+    dist_logits: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``½·CE(class, y) + ½·CE(dist, argmax teacher)``; without a distillation head ``dist = class``."""
+    _check_logits("class_logits", class_logits, labels)
+    _check_logits("teacher_logits", teacher_logits)
+    dist_logits = class_logits if dist_logits is None else dist_logits
+    _check_logits("dist_logits", dist_logits, labels)
+    teacher_labels = teacher_logits.argmax(dim=1)
+    return 0.5 * F.cross_entropy(class_logits, labels) + 0.5 * F.cross_entropy(dist_logits, teacher_labels)
+
+
+def distillation_loss(
+    outputs: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
+    labels: torch.Tensor,
+    teacher_logits: torch.Tensor | None = None,
+    mode: str = "hard",
+    alpha: float = 0.5,
+    tau: float = 3.0,
+) -> torch.Tensor:
+    """The loss of one batch for ``mode`` in ``none`` / ``soft`` / ``hard``.
+
+    ``outputs`` are the student's logits or its ``(class, distillation)`` pair. With a pair,
+    ``none`` trains both heads on the labels, ``soft`` puts the KL term on the distillation
+    head and the cross-entropy on the class head, ``hard`` the teacher's labels on the
+    distillation head (the DeiT⚗ recipe).
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown distillation mode {mode!r}; choose one of {', '.join(MODES)}")
+    class_logits, dist_logits = split_heads(outputs)
+    if mode == "none":
+        _check_logits("student logits", class_logits, labels)
+        ce = F.cross_entropy(class_logits, labels)
+        return ce if dist_logits is class_logits else 0.5 * (ce + F.cross_entropy(dist_logits, labels))
+    if teacher_logits is None:
+        raise ValueError(f"mode {mode!r} needs teacher_logits")
+    if mode == "hard":
+        return hard_distillation_loss(class_logits, teacher_logits, labels, dist_logits)
+    if dist_logits is class_logits:
+        return soft_distillation_loss(class_logits, teacher_logits, labels, alpha, tau)
+    ce = F.cross_entropy(class_logits, labels)
+    kl = soft_distillation_loss(dist_logits, teacher_logits, labels, alpha=1.0, tau=tau)
+    return (1 - alpha) * ce + alpha * kl
+
+
+def random_shift(images: torch.Tensor, max_shift: int = 2) -> torch.Tensor:
+    """Translate each image by up to ``max_shift`` pixels (zero padding in normalised units = background)."""
+    if images.ndim != 4:
+        raise ValueError(f"expected N×C×H×W images, got shape {tuple(images.shape)}")
+    if max_shift == 0:
+        return images
+    n, _, h, w = images.shape
+    background = images.amin(dim=(1, 2, 3), keepdim=True)
+    padded = F.pad(images - background, (max_shift,) * 4) + background
+    dy = torch.randint(0, 2 * max_shift + 1, (n,))
+    dx = torch.randint(0, 2 * max_shift + 1, (n,))
+    rows = (dy[:, None] + torch.arange(h)[None, :]).to(images.device)
+    cols = (dx[:, None] + torch.arange(w)[None, :]).to(images.device)
+    index = torch.arange(n, device=images.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[index, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+class DistillationLoss:
+    """A ``loss_fn(model, images, labels)`` for :func:`deitlab.train.fit`.
+
+    Augments the batch (random shifts), runs the frozen teacher on the *same* augmented
+    images (as DeiT does), and applies :func:`distillation_loss`.
+    """
+
+    def __init__(
+        self,
+        teacher: nn.Module | None,
+        mode: str = "hard",
+        alpha: float = 0.5,
+        tau: float = 3.0,
+        max_shift: int = 2,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"unknown distillation mode {mode!r}; choose one of {', '.join(MODES)}")
+        if mode != "none" and teacher is None:
+            raise ValueError(f"mode {mode!r} needs a teacher model")
+        self.teacher = teacher.eval() if teacher is not None else None
+        self.mode, self.alpha, self.tau, self.max_shift = mode, alpha, tau, max_shift
+
+    def __call__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        images = random_shift(images, self.max_shift)
+        teacher_logits = None
+        if self.mode != "none":
+            with torch.no_grad():
+                teacher_logits = self.teacher(images)
+        return distillation_loss(model(images), labels, teacher_logits, self.mode, self.alpha, self.tau)
+
+
+# --- looking inside a student ------------------------------------------------------
+
+
+def has_distillation_token(model: nn.Module) -> bool:
+    """True for a DeiT⚗ student (a distillation token and a second head)."""
+    return getattr(model, "dist_token", None) is not None and hasattr(model, "head_dist")
+
+
+@torch.inference_mode()
+def head_logits(model: nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Logits of each head of a student in eval mode.
+
+    A plain student gives ``{"class": logits}``. A DeiT⚗ student gives ``"class"``,
+    ``"distillation"`` and ``"class + distillation"`` — the last is the log of the mean of
+    the two softmaxes, the fusion the DeiT paper describes (timm's eval forward averages
+    the logits instead, which almost always picks the same class).
+    """
+    if images.ndim != 4:
+        raise ValueError(f"expected N×C×H×W images, got shape {tuple(images.shape)}")
+    model.eval()
+    if not has_distillation_token(model):
+        return {"class": model(images)}
+    tokens = model.forward_features(images)
+    class_logits, dist_logits = model.head(tokens[:, 0]), model.head_dist(tokens[:, 1])
+    fused = ((class_logits.softmax(1) + dist_logits.softmax(1)) / 2).log()
+    return {"class": class_logits, "distillation": dist_logits, "class + distillation": fused}
+
+
+def head_accuracies(model: nn.Module, loader: DataLoader) -> dict[str, float]:
+    """Top-1 accuracy (%) of each head returned by :func:`head_logits` over a loader."""
+    correct: dict[str, int] = {}
+    seen = 0
+    for images, labels in loader:
+        for name, logits in head_logits(model, images).items():
+            correct[name] = correct.get(name, 0) + int((logits.argmax(1) == labels).sum())
+        seen += len(labels)
+    return {name: 100.0 * hits / seen for name, hits in correct.items()}
+
+
+@torch.inference_mode()
+def agreement(student: nn.Module, teacher: nn.Module, loader: DataLoader) -> float:
+    """Percentage of images on which student and teacher predict the same class."""
+    student.eval(), teacher.eval()
+    same = seen = 0
+    for images, _ in loader:
+        student_out = student(images)
+        student_out = student_out[0] if isinstance(student_out, tuple) else student_out
+        same += int((student_out.argmax(1) == teacher(images).argmax(1)).sum())
+        seen += len(images)
+    return 100.0 * same / seen
+
+
+@torch.inference_mode()
+def token_cosine_by_layer(model: nn.Module, images: torch.Tensor) -> list[float]:
+    """Mean cosine similarity of the class and distillation tokens, layer by layer.
+
+    Entry 0 is the input of the first block (learned tokens + position embeddings);
+    entry ``i`` is the output of block ``i``. The DeiT paper reports 0.06 → 0.93.
+    """
+    if not has_distillation_token(model):
+        raise ValueError("the model has no distillation token (build it with tiny_deit(distilled=True))")
+    if images.ndim != 4:
+        raise ValueError(f"expected N×C×H×W images, got shape {tuple(images.shape)}")
+    captured: list[torch.Tensor] = []
+    hooks = [model.blocks[0].register_forward_pre_hook(lambda _m, args: captured.append(args[0]))]
+    hooks += [block.register_forward_hook(lambda _m, _a, out: captured.append(out)) for block in model.blocks]
+    try:
+        model.eval()
+        model.forward_features(images)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    return [F.cosine_similarity(x[:, 0], x[:, 1], dim=-1).mean().item() for x in captured]
+
+
+def softened(logits: torch.Tensor, tau: float) -> torch.Tensor:
+    """``softmax(logits / τ)``: the teacher's distribution at temperature ``τ``."""
+    if tau <= 0:
+        raise ValueError(f"tau (temperature) must be positive, got {tau}")
+    return (logits / tau).softmax(dim=-1)
+
+
+# --- the ablation of notebook 03 -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row group of the ablation: a loss mode, with or without a distillation token."""
+
+    name: str
+    mode: str
+    token: bool = False
+
+    @property
+    def slug(self) -> str:
+        return self.mode + ("-token" if self.token else "")
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant("no distillation", "none"),
+    Variant("soft distillation", "soft"),
+    Variant("hard distillation", "hard"),
+    Variant("hard + distillation token", "hard", token=True),
+)
+TOKEN_VARIANT = VARIANTS[-1]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How every student of the ablation is trained (one recipe for all rows)."""
+
+    epochs: int = 10
+    lr: float = 2e-3
+    batch_size: int = 64
+    weight_decay: float = 0.05
+    max_shift: int = 2  # random-shift augmentation, pixels
+    alpha: float = 0.1  # λ of soft distillation (the DeiT paper's value)
+    tau: float = 3.0  # temperature of soft distillation (the DeiT paper's value)
+
+    def fingerprint(self) -> str:
+        """Short hash of the recipe and the tiny-DeiT architecture (part of cache names)."""
+        text = json.dumps([asdict(self), TINY_DEIT_CONFIG], sort_keys=True)
+        return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+RECIPE = Recipe()
+
+
+def _weights_fingerprint(model: nn.Module) -> str:
+    digest = hashlib.sha1()
+    for tensor in model.state_dict().values():
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:8]
+
+
+def train_student(
+    variant: Variant,
+    teacher: nn.Module | None,
+    seed: int = 0,
+    recipe: Recipe = RECIPE,
+    retrain: bool = False,
+) -> tuple[nn.Module, list[dict]]:
+    """Train (or load from the cache) one tiny-DeiT student of the ablation.
+
+    The cache name holds the variant, seed, recipe/architecture hash and — for the
+    distillation modes — a hash of the teacher's weights, so changing any of them retrains.
+    The returned model is in eval mode and returns one logits tensor.
+    """
+    if variant.mode != "none" and teacher is None:
+        raise ValueError(f"{variant.name!r} needs a teacher model")
+    teacher_tag = "" if variant.mode == "none" else f"-t{_weights_fingerprint(teacher)}"
+    name = f"distill03-{variant.slug}-s{seed}-{recipe.fingerprint()}{teacher_tag}"
+
+    def build() -> nn.Module:
+        seed_everything(seed)
+        return tiny_deit(distilled=variant.token)
+
+    def train(model: nn.Module) -> list[dict]:
+        train_loader, test_loader = mnist_loaders(batch_size=recipe.batch_size, seed=seed)
+        loss = DistillationLoss(teacher, variant.mode, recipe.alpha, recipe.tau, recipe.max_shift)
+        if variant.token:
+            model.set_distilled_training(True)
+        try:
+            return fit(
+                model,
+                train_loader,
+                recipe.epochs,
+                lr=recipe.lr,
+                loss_fn=loss,
+                test_loader=test_loader,
+                weight_decay=recipe.weight_decay,
+                desc=f"{variant.name}, seed {seed}",
+            )
+        finally:
+            if variant.token:
+                model.set_distilled_training(False)
+
+    return cached_training(name, build, train, retrain)
+
+
+@dataclass
+class AblationRun:
+    """One trained student of the ablation."""
+
+    variant: Variant
+    seed: int
+    model: nn.Module
+    history: list[dict]
+
+
+def run_ablation(
+    teacher: nn.Module,
+    seeds: Sequence[int] = (0, 1, 2),
+    variants: Sequence[Variant] = VARIANTS,
+    recipe: Recipe = RECIPE,
+    retrain: bool = False,
+) -> list[AblationRun]:
+    """Train (or load) every variant × seed; a progress bar counts the runs."""
+    if not seeds:
+        raise ValueError("run_ablation needs at least one seed")
+    jobs = [(variant, seed) for variant in variants for seed in seeds]
+    runs = []
+    for variant, seed in tqdm(jobs, desc="ablation runs"):
+        model, history = train_student(variant, teacher, seed, recipe, retrain)
+        runs.append(AblationRun(variant, seed, model, history))
+    return runs
+
+
+def _row_names(variant: Variant) -> dict[str, str]:
+    """Head name → table row name for a variant."""
+    if variant.token:
+        return {
+            "class": "token: class head only",
+            "distillation": "token: distillation head only",
+            "class + distillation": "token: class + distillation",
+        }
+    return {"class": variant.name}
+
+
+def ablation_accuracies(runs: Sequence[AblationRun], loader: DataLoader) -> pd.DataFrame:
+    """Long table: one row per (method row, seed) with the test accuracy of that head."""
+    records = []
+    for run in runs:
+        accuracies = head_accuracies(run.model, loader)
+        for head, row in _row_names(run.variant).items():
+            records.append({"method": row, "seed": run.seed, "accuracy": accuracies[head]})
+    return pd.DataFrame(records)
+
+
+def ablation_table(accuracies: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± std over seeds per method, beside the DeiT paper's Table 3."""
+    if accuracies.empty:
+        raise ValueError("no accuracies to tabulate")
+    order = list(dict.fromkeys(accuracies["method"]))
+    grouped = accuracies.groupby("method", sort=False)["accuracy"]
+    table = pd.DataFrame(
+        {
+            "ours: mean (%)": grouped.mean(),
+            "ours: std": grouped.std(ddof=1).fillna(0.0),
+            "seeds": grouped.count(),
+            "per seed": grouped.apply(lambda values: " / ".join(f"{v:.1f}" for v in values)),
+            "paper DeiT-Ti (%)": [PAPER_TABLE3.get(m, {}).get("DeiT-Ti", np.nan) for m in grouped.groups],
+            "paper DeiT-B (%)": [PAPER_TABLE3.get(m, {}).get("DeiT-B", np.nan) for m in grouped.groups],
+        }
+    )
+    return table.loc[order]
+
+
+def learning_curves(runs: Sequence[AblationRun]) -> pd.DataFrame:
+    """Long table of the per-epoch history of every run (variant, seed, epoch, metrics)."""
+    return pd.DataFrame([{"variant": run.variant.name, "seed": run.seed, **row} for run in runs for row in run.history])

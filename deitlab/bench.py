@@ -1,0 +1,450 @@
+"""Honest CPU inference benchmarking: warm-up, repeats, medians and spread, parity first.
+
+Every variant is built from the same eager model, its logits are compared with
+eager fp32 on real inputs (:mod:`deitlab.export` parity), and only then timed:
+``warmup`` untimed calls, then ``repeats`` timed calls under ``torch.inference_mode``
+with a fixed thread count. Results form a tidy :class:`pandas.DataFrame` (one row
+per variant × batch size × thread count) that :func:`save_results` writes as CSV and
+JSON together with the environment report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from deitlab import export
+from deitlab.env import cpu_features, report
+
+Runner = Callable[[torch.Tensor], torch.Tensor]
+Builder = Callable[[nn.Module, torch.Tensor, torch.Tensor], Runner]
+
+
+class VariantUnavailable(RuntimeError):
+    """A variant cannot run on this machine / build; the message says why."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of running the model, and how to build it from the eager fp32 model."""
+
+    name: str
+    label: str
+    family: str  # "tutorial" or "modern"
+    build: Builder  # (model, parity inputs, reference logits) -> runner
+    thread_bound: bool = False  # the runner fixes its thread count when built (ONNX Runtime)
+
+
+def _artifact_runner(artifact: export.Artifact) -> Runner:
+    if artifact.runner is None:
+        raise VariantUnavailable(artifact.reason)
+    return artifact.runner
+
+
+def _quiet(fn: Callable[[], object]) -> object:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn()
+
+
+def _eager(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
+    return model
+
+
+def _scripted(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
+    return _artifact_runner(export.export_torchscript(model, inputs, reference=reference))
+
+
+def _scripted_int8(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
+    return _artifact_runner(export.export_scripted_int8(model, inputs, reference=reference))
+
+
+def _scripted_int8_mobile(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
+    unavailable = export._unavailable("", "optimize_for_mobile")
+    if unavailable is not None:
+        raise VariantUnavailable(unavailable.reason)
+    scripted = export.export_scripted_int8(model, inputs, reference=reference)
+    return _artifact_runner(export.export_optimized_for_mobile(scripted, inputs, reference))
+
+
+def _lite(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
+    unavailable = export._unavailable("", "lite interpreter save+load")
+    if unavailable is not None:
+        raise VariantUnavailable(unavailable.reason)
+    scripted = export.export_scripted_int8(model, inputs, reference=reference)
+    return _artifact_runner(export.export_lite_interpreter(scripted, inputs, reference))
+
+
+def _eager_int8(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
+    return export.dynamic_int8(model)
+
+
+def has_fast_bf16() -> bool:
+    """Whether this CPU has native bf16 matrix instructions (AVX512-BF16 or AMX) or a GPU is used."""
+    features = cpu_features()
+    return bool(features.get("BF16") or features.get("AMX"))
+
+
+def _eager_bf16(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
+    if not has_fast_bf16():
+        raise VariantUnavailable("this CPU has no AVX512-BF16/AMX: bf16 matmuls would be emulated, slower than fp32")
+    bf16 = copy.deepcopy(model).to(torch.bfloat16)
+    return lambda x: bf16(x.to(torch.bfloat16)).float()
+
+
+def _compiled(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
+    return torch.compile(copy.deepcopy(model))
+
+
+def _torchao(config_name: str) -> Builder:
+    def build(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
+        try:
+            import torchao.quantization as tq
+        except ModuleNotFoundError as exc:
+            raise VariantUnavailable("torchao is not installed (pip install 'deitlab[deploy]')") from exc
+        quantized = copy.deepcopy(model)
+        _quiet(lambda: tq.quantize_(quantized, getattr(tq, config_name)()))
+        return quantized
+
+    return build
+
+
+def _onnx(quantize: bool) -> Builder:
+    def build(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
+        return _artifact_runner(export.export_onnx(model, inputs, quantize=quantize, reference=reference))
+
+    return build
+
+
+def _executorch(quantize: bool) -> Builder:
+    def build(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
+        return _artifact_runner(export.export_executorch(model, inputs, quantize=quantize, reference=reference))
+
+    return build
+
+
+#: Every variant the harness knows, the tutorial's five first (in its table order).
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("eager-fp32", "original model (eager fp32)", "tutorial", _eager),
+        Variant("scripted", "scripted model (TorchScript)", "tutorial", _scripted),
+        Variant("scripted-int8", "scripted & quantized (dynamic int8)", "tutorial", _scripted_int8),
+        Variant("scripted-int8-mobile", "scripted & quantized & optimized", "tutorial", _scripted_int8_mobile),
+        Variant("lite", "lite model (lite interpreter)", "tutorial", _lite),
+        Variant("eager-int8", "quantize_dynamic int8 (eager)", "modern", _eager_int8),
+        Variant("eager-bf16", "eager bf16", "modern", _eager_bf16),
+        Variant("compile", "torch.compile (inductor)", "modern", _compiled),
+        Variant("torchao-int8", "torchao int8 dynamic", "modern", _torchao("Int8DynamicActivationInt8WeightConfig")),
+        Variant("torchao-int8wo", "torchao int8 weight-only", "modern", _torchao("Int8WeightOnlyConfig")),
+        Variant("ort-fp32", "ONNX Runtime fp32", "modern", _onnx(False), thread_bound=True),
+        Variant("ort-int8", "ONNX Runtime int8", "modern", _onnx(True), thread_bound=True),
+        Variant("executorch-fp32", "ExecuTorch XNNPACK fp32", "modern", _executorch(False)),
+        Variant("executorch-int8", "ExecuTorch XNNPACK int8", "modern", _executorch(True)),
+    )
+}
+TUTORIAL_VARIANTS = tuple(name for name, v in VARIANTS.items() if v.family == "tutorial")
+#: What ``deitlab bench --quick`` runs: the baseline, the tutorial's int8 step and the fast modern paths.
+QUICK_VARIANTS = ("eager-fp32", "eager-int8", "torchao-int8", "ort-fp32", "ort-int8", "executorch-int8")
+BASELINE = "eager-fp32"
+
+
+def resolve_variants(names: Iterable[str] | str | None) -> list[str]:
+    """Validate variant names (a list, a comma-separated string, ``"all"`` or ``None`` = all)."""
+    if names is None or names == "all":
+        return list(VARIANTS)
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    names = list(dict.fromkeys(names))
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown or not names:
+        raise ValueError(f"unknown variant(s) {unknown or names}; choose from: {', '.join(VARIANTS)}")
+    return names
+
+
+@contextlib.contextmanager
+def fixed_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``torch.set_num_threads(threads)``, restoring the old value after."""
+    if not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"threads must be a positive integer, got {threads!r}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def time_runner(fn: Runner, x: torch.Tensor, repeats: int = 20, warmup: int = 3) -> np.ndarray:
+    """Seconds per call of ``fn(x)``: ``warmup`` untimed calls, then ``repeats`` timed ones.
+
+    Each call is timed on its own with ``time.perf_counter`` under ``torch.inference_mode``
+    (the same clock ``torch.utils.benchmark`` uses on CPU), so the whole distribution is kept.
+    """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
+    samples = np.empty(repeats)
+    with torch.inference_mode():
+        for _ in range(warmup):
+            fn(x)
+        for i in range(repeats):
+            started = time.perf_counter()
+            fn(x)
+            samples[i] = time.perf_counter() - started
+    return samples
+
+
+def summarize(samples_s: Sequence[float]) -> dict[str, float]:
+    """Median, quartiles, IQR and minimum of timing samples, in milliseconds."""
+    ms = np.asarray(samples_s, dtype=float) * 1e3
+    if ms.size == 0:
+        raise ValueError("no timing samples to summarize")
+    p25, median, p75 = np.percentile(ms, [25, 50, 75])
+    return {"median_ms": median, "p25_ms": p25, "p75_ms": p75, "iqr_ms": p75 - p25, "min_ms": ms.min()}
+
+
+def batch_of(inputs: torch.Tensor, batch: int) -> torch.Tensor:
+    """A batch of exactly ``batch`` inputs, repeating ``inputs`` when it has fewer rows."""
+    if batch < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch}")
+    reps = -(-batch // len(inputs))
+    return inputs.repeat(reps, *([1] * (inputs.ndim - 1)))[:batch].contiguous()
+
+
+def _row(model_name: str, variant: Variant, batch: int, threads: int, **values) -> dict:
+    return {
+        "model": model_name,
+        "variant": variant.name,
+        "label": variant.label,
+        "family": variant.family,
+        "batch": batch,
+        "threads": threads,
+        "device": "cpu",
+        **values,
+    }
+
+
+def run_benchmark(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    variants: Iterable[str] | str | None = None,
+    batch_sizes: Sequence[int] = (1,),
+    threads: Sequence[int] = (2,),
+    repeats: int = 20,
+    warmup: int = 3,
+    min_agreement: float = 0.9,
+    model_name: str = "model",
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Parity-check then time each variant at each batch size and thread count.
+
+    ``inputs`` is a batch of real inputs used for the parity check (and repeated to
+    fill larger batches). A variant whose top-1 agreement with eager fp32 is below
+    ``min_agreement`` is reported as ``parity failed`` and not timed. Variants that
+    cannot run here are listed with ``status="unavailable"`` and the reason.
+    Columns include median/IQR in ms, images per second, the speed-up over
+    ``eager-fp32`` (same batch and threads) and the parity numbers.
+    """
+    from tqdm.auto import tqdm
+
+    names = resolve_variants(variants)
+    inputs = export._check_inputs(inputs)
+    model = model.eval().cpu()
+    batch_sizes = [int(b) for b in batch_sizes]
+    for b in batch_sizes:
+        batch_of(inputs, b)
+    reference = export.reference_logits(model, inputs)
+    rows, built = [], {}
+    bar = tqdm(total=len(names) * len(threads), desc="benchmark", disable=not progress, leave=False)
+    for thread_count in threads:
+        with fixed_threads(thread_count):
+            for name in names:
+                variant = VARIANTS[name]
+                bar.set_postfix_str(f"{name} @ {thread_count} threads")
+                key = (name, thread_count) if variant.thread_bound else name
+                if key not in built:
+                    built[key] = _build(variant, model, inputs, reference)
+                runner, build_s, check, error = built[key]
+                for batch in batch_sizes:
+                    base = {"build_s": build_s}
+                    if check is not None:
+                        base |= {"max_abs_diff": check.max_abs_diff, "top1_agreement": check.top1_agreement}
+                    if error is not None:
+                        rows.append(
+                            _row(model_name, variant, batch, thread_count, status="unavailable", reason=error, **base)
+                        )
+                        continue
+                    if check.top1_agreement < min_agreement:
+                        why = f"top-1 agreement {100 * check.top1_agreement:.0f}% < {100 * min_agreement:.0f}%"
+                        rows.append(
+                            _row(model_name, variant, batch, thread_count, status="parity failed", reason=why, **base)
+                        )
+                        continue
+                    samples = time_runner(runner, batch_of(inputs, batch), repeats, warmup)
+                    stats = summarize(samples)
+                    rows.append(
+                        _row(
+                            model_name,
+                            variant,
+                            batch,
+                            thread_count,
+                            status="ok",
+                            reason="",
+                            **base,
+                            **stats,
+                            images_per_s=batch / (stats["median_ms"] / 1e3),
+                            repeats=repeats,
+                            warmup=warmup,
+                            samples_ms=[round(s * 1e3, 4) for s in samples],
+                        )
+                    )
+                bar.update()
+    bar.close()
+    return _add_speedup(pd.DataFrame(rows))
+
+
+def _build(variant: Variant, model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor):
+    """(runner, build seconds, parity, error) for one variant; never raises for unavailable paths."""
+    started = time.perf_counter()
+    try:
+        runner = _quiet(lambda: variant.build(model, inputs, reference))
+        with torch.inference_mode():
+            candidate = _quiet(lambda: export._run_chunked(runner, inputs))
+        check = export.parity(reference, candidate)
+    except (VariantUnavailable, export.ExportUnavailable) as exc:
+        return None, time.perf_counter() - started, None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - one broken variant must not stop the benchmark
+        return None, time.perf_counter() - started, None, f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+    return runner, time.perf_counter() - started, check, None
+
+
+def _add_speedup(df: pd.DataFrame) -> pd.DataFrame:
+    if "median_ms" not in df:
+        df["median_ms"] = np.nan
+    base = df[df.variant == BASELINE].set_index(["batch", "threads"])["median_ms"]
+    keys = list(zip(df.batch, df.threads))
+    df["speedup"] = [base.get(k, np.nan) / m if m == m else np.nan for k, m in zip(keys, df.median_ms)]
+    return df
+
+
+def tutorial_table(df: pd.DataFrame, batch: int = 1) -> pd.DataFrame:
+    """The tutorial's five-row format: inference time and reduction vs the original model."""
+    rows = df[(df.variant.isin(TUTORIAL_VARIANTS)) & (df.batch == batch)]
+    rows = rows[rows.threads == rows.threads.max()]
+    base = rows.loc[rows.variant == BASELINE, "median_ms"]
+    if base.empty or base.isna().all():
+        raise ValueError("the table needs a timed eager-fp32 row at this batch size")
+    out = pd.DataFrame(
+        {
+            "Model": rows.label.values,
+            "Inference Time (ms)": rows.median_ms.round(2).values,
+            "Reduction": [
+                f"{100 * (1 - m / base.iloc[0]):.2f}%" if m == m else f"— ({r})"
+                for m, r in zip(rows.median_ms, rows.reason)
+            ],
+        }
+    )
+    return out
+
+
+def summary_table(df: pd.DataFrame) -> pd.DataFrame:
+    """A compact view for printing: one line per variant × batch × threads, fastest first."""
+    cols = ["variant", "batch", "threads", "status", "median_ms", "iqr_ms", "images_per_s", "speedup",
+            "max_abs_diff", "top1_agreement", "reason"]  # fmt: skip
+    present = [c for c in cols if c in df]
+    return df[present].sort_values(["batch", "threads", "median_ms"], na_position="last").reset_index(drop=True)
+
+
+def save_results(df: pd.DataFrame, out_dir: str | Path, stem: str = "bench") -> tuple[Path, Path]:
+    """Write ``<stem>.csv`` (without the raw samples) and ``<stem>.json`` (everything + environment)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, json_path = out / f"{stem}.csv", out / f"{stem}.json"
+    df.drop(columns=["samples_ms"], errors="ignore").to_csv(csv_path, index=False)
+    payload = {
+        "environment": report().as_dict(),
+        "torch_threads": torch.get_num_threads(),
+        "results": json.loads(df.to_json(orient="records")),
+    }
+    json_path.write_text(json.dumps(payload, indent=1))
+    return csv_path, json_path
+
+
+def load_results(json_path: str | Path) -> tuple[pd.DataFrame, dict]:
+    """Read a results JSON back: the DataFrame and the environment report it was measured with."""
+    payload = json.loads(Path(json_path).read_text())
+    return pd.DataFrame(payload["results"]), payload["environment"]
+
+
+def recommend(df: pd.DataFrame, batch: int = 1, max_abs_diff: float | None = None) -> dict:
+    """The fastest parity-checked variant at ``batch`` and how it compares with eager fp32.
+
+    Returns a dict with the winner, its median, its speed-up, the runner-up and the
+    share of variants that could not run — the facts a recommendation is built from.
+    """
+    ok = df[(df.status == "ok") & (df.batch == batch)]
+    ok = ok[ok.threads == ok.threads.max()] if not ok.empty else ok
+    if max_abs_diff is not None:
+        ok = ok[ok.max_abs_diff <= max_abs_diff]
+    if ok.empty:
+        raise ValueError(f"no variant was timed successfully at batch {batch}")
+    ranked = ok.sort_values("median_ms")
+    best, runner_up = ranked.iloc[0], ranked.iloc[1] if len(ranked) > 1 else None
+    return {
+        "variant": best.variant,
+        "label": best.label,
+        "median_ms": float(best.median_ms),
+        "speedup": float(best.speedup),
+        "top1_agreement": float(best.top1_agreement),
+        "runner_up": None if runner_up is None else runner_up.variant,
+        "runner_up_ms": None if runner_up is None else float(runner_up.median_ms),
+        "threads": int(best.threads),
+    }
+
+
+def bench_model(name: str, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
+    """A model to benchmark and a batch of real inputs for its parity check.
+
+    ``"tiny-deit"`` is the kit's trained MNIST DeiT (inputs: 64 test digits),
+    ``"tiny-deit-random"`` the same architecture untrained (for quick tests); any other
+    name goes through :func:`deitlab.models.load_model` (random weights offline,
+    seeded so that cached exports are reused) with the shipped photographs as inputs.
+    """
+    from deitlab.data import Preprocessing, mnist_subset, sample_images
+    from deitlab.models import load_model, tiny_deit
+
+    if name in ("tiny-deit", "tiny-deit-random"):
+        digits = mnist_subset()[1].tensors[0][:64]
+        if name == "tiny-deit":
+            from deitlab.zoo import trained_tiny_deit
+
+            return trained_tiny_deit()[0], digits
+        torch.manual_seed(seed)
+        return tiny_deit().eval(), digits
+    torch.manual_seed(seed)
+    loaded = load_model(name)
+    model = loaded.model if loaded.library == "timm" else LogitsOnly(loaded.model)
+    prep = Preprocessing.for_model(loaded.model)
+    return model.eval(), prep.batch([image.path for image in sample_images().values()])
+
+
+class LogitsOnly(nn.Module):
+    """Wrap a Hugging Face classifier so that it returns a plain logits tensor."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=pixel_values).logits

@@ -1,0 +1,476 @@
+"""Export a model to deployable artifacts and check each one against eager fp32.
+
+One function per artifact kind. Each returns an :class:`Artifact`: the file, its
+size on disk, a callable that runs it, how long loading took and a :class:`Parity`
+report (max abs logit difference, top-1 agreement) over a batch of real inputs.
+Paths this PyTorch build cannot take (see :mod:`deitlab.capabilities`) return an
+artifact with ``available=False`` and the reason instead of raising.
+
+Exports are slow (ExecuTorch lowering takes minutes on two cores), so artifacts are
+reused from disk when a sidecar ``<file>.json`` records the same model fingerprint
+and settings; pass ``reuse=False`` to force a fresh export.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from deitlab.env import cache_dir
+
+Runner = Callable[[torch.Tensor], torch.Tensor]
+
+#: Largest batch an ExecuTorch / ONNX artifact accepts (the batch dimension is dynamic up to this).
+MAX_BATCH = 64
+
+
+class ExportUnavailable(RuntimeError):
+    """This export path does not work with the installed packages; the message says why."""
+
+
+@dataclass(frozen=True)
+class Parity:
+    """How closely an artifact's logits follow eager fp32 on the same inputs."""
+
+    max_abs_diff: float
+    top1_agreement: float  # fraction of inputs with the same arg-max class
+    n: int
+
+    def __str__(self) -> str:
+        return f"max |Δlogit| {self.max_abs_diff:.2e}, top-1 agreement {100 * self.top1_agreement:.1f}% (n={self.n})"
+
+
+def parity(reference: torch.Tensor, candidate: torch.Tensor) -> Parity:
+    """Compare two ``N×C`` logit tensors (the reference is eager fp32)."""
+    reference, candidate = torch.as_tensor(reference), torch.as_tensor(candidate)
+    if reference.ndim != 2 or reference.shape != candidate.shape:
+        raise ValueError(
+            f"parity needs two N×C logit tensors of the same shape, got {tuple(reference.shape)} "
+            f"and {tuple(candidate.shape)}"
+        )
+    reference, candidate = reference.float(), candidate.float()
+    agreement = (reference.argmax(1) == candidate.argmax(1)).float().mean().item()
+    return Parity((reference - candidate).abs().max().item(), agreement, reference.shape[0])
+
+
+@dataclass
+class Artifact:
+    """An exported model file, how to run it, and how well it matches eager fp32."""
+
+    kind: str
+    path: Path | None
+    available: bool
+    reason: str
+    runner: Runner | None = None
+    parity: Parity | None = None
+    load_seconds: float | None = None
+    export_seconds: float | None = None
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def size_bytes(self) -> int:
+        """Size on disk (0 when the file was not produced)."""
+        return self.path.stat().st_size if self.path is not None and self.path.exists() else 0
+
+    @property
+    def size_mb(self) -> float:
+        return self.size_bytes / 1e6
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.runner is None:
+            raise ExportUnavailable(f"{self.kind} cannot run here: {self.reason}")
+        return self.runner(x)
+
+    def row(self) -> dict:
+        """One row of a summary table."""
+        return {
+            "artifact": self.kind,
+            "file": self.path.name if self.path else "—",
+            "size (MB)": round(self.size_mb, 2) if self.size_bytes else None,
+            "runs here": "✅" if self.runner is not None else "❌",
+            "max |Δlogit|": self.parity.max_abs_diff if self.parity else None,
+            "top-1 agreement (%)": round(100 * self.parity.top1_agreement, 2) if self.parity else None,
+            "load (s)": round(self.load_seconds, 3) if self.load_seconds is not None else None,
+            "note": self.reason,
+        }
+
+    def __repr__(self) -> str:
+        status = str(self.parity) if self.parity else self.reason
+        return f"Artifact({self.kind}: {self.size_mb:.1f} MB, {status})"
+
+
+# --- helpers ----------------------------------------------------------------------
+
+
+def artifact_dir() -> Path:
+    """Where exported artifacts are cached (``$DEITLAB_CACHE/artifacts``)."""
+    path = cache_dir() / "artifacts"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """Short hash of a model's class, parameter names, shapes and values."""
+    digest = hashlib.sha256(type(model).__qualname__.encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        if not tensor.is_quantized:
+            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _check_inputs(inputs: torch.Tensor) -> torch.Tensor:
+    if not isinstance(inputs, torch.Tensor) or inputs.ndim != 4:
+        shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
+        raise ValueError(f"inputs must be an N×C×H×W image batch tensor, got {shape}")
+    return inputs.detach().float().cpu()
+
+
+@torch.inference_mode()
+def _run_chunked(fn: Runner, inputs: torch.Tensor, chunk: int = MAX_BATCH) -> torch.Tensor:
+    outputs = []
+    for start in range(0, len(inputs), chunk):
+        out = fn(inputs[start : start + chunk])
+        outputs.append(torch.as_tensor(out[0] if isinstance(out, (tuple, list)) else out).float())
+    return torch.cat(outputs)
+
+
+def reference_logits(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """Eager fp32 logits of ``model`` on ``inputs`` (the parity reference)."""
+    return _run_chunked(model.eval(), _check_inputs(inputs))
+
+
+def _sidecar(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _reusable(path: Path, key: dict) -> dict | None:
+    meta = _sidecar(path)
+    if path.exists() and meta.exists():
+        stored = json.loads(meta.read_text())
+        if stored.get("key") == key:
+            return stored
+    return None
+
+
+def _remember(path: Path, key: dict, export_seconds: float, notes: dict) -> None:
+    _sidecar(path).write_text(json.dumps({"key": key, "export_seconds": export_seconds, "notes": notes}, indent=1))
+
+
+def _finish(
+    kind: str,
+    path: Path,
+    load: Callable[[], Runner],
+    inputs: torch.Tensor,
+    reference: torch.Tensor | None,
+    model: nn.Module | None,
+    reason: str,
+    export_seconds: float | None,
+    notes: dict | None = None,
+) -> Artifact:
+    """Load the artifact, time the load, and measure parity on ``inputs``."""
+    started = time.perf_counter()
+    try:
+        runner = load()
+    except Exception as exc:  # noqa: BLE001 - an unloadable artifact is reported, not raised
+        why = f"saved, but loading failed here: {type(exc).__name__}: {' '.join(str(exc).split())[:140]}"
+        return Artifact(kind, path, False, why, export_seconds=export_seconds, notes=notes or {})
+    load_seconds = time.perf_counter() - started
+    if reference is None:
+        if model is None:
+            raise ValueError("pass either the eager model or its reference logits")
+        reference = reference_logits(model, inputs)
+    candidate = _run_chunked(runner, inputs)
+    return Artifact(
+        kind, path, True, reason, runner, parity(reference, candidate), load_seconds, export_seconds, notes or {}
+    )
+
+
+def _unavailable(kind: str, capability: str) -> Artifact | None:
+    """An explanatory artifact when the capability probe failed, else None."""
+    from deitlab.capabilities import capabilities
+
+    for cap in capabilities():
+        if cap.name == capability and not cap.available:
+            return Artifact(kind, None, False, cap.reason)
+    return None
+
+
+def _prepare(model: nn.Module, inputs: torch.Tensor, path: str | Path | None, suffix: str, kind: str):
+    inputs = _check_inputs(inputs)
+    model = model.eval()
+    fingerprint = model_fingerprint(model)
+    path = Path(path) if path is not None else artifact_dir() / f"{kind}-{fingerprint}{suffix}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return model, inputs, path, fingerprint
+
+
+# --- the tutorial's chain: TorchScript ----------------------------------------------
+
+
+def export_torchscript(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    path: str | Path | None = None,
+    method: str = "script",
+    reference: torch.Tensor | None = None,
+) -> Artifact:
+    """``torch.jit.script`` (or ``trace``) the model, save it, reload it with ``torch.jit.load``."""
+    if method not in ("script", "trace"):
+        raise ValueError(f"method must be 'script' or 'trace', got {method!r}")
+    kind = f"TorchScript ({method})"
+    if (missing := _unavailable(kind, "TorchScript script/save/load")) is not None:
+        return missing
+    model, inputs, path, _ = _prepare(model, inputs, path, ".pt", f"torchscript-{method}")
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        module = torch.jit.script(model) if method == "script" else torch.jit.trace(model, inputs[:1])
+        module.save(str(path))
+    seconds = time.perf_counter() - started
+    return _finish(
+        kind, path, lambda: _jit_load(path), inputs, reference, model, "deprecated API, still works", seconds
+    )
+
+
+def _jit_load(path: Path) -> Runner:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.load(str(path)).eval()
+
+
+def dynamic_int8(model: nn.Module) -> nn.Module:
+    """The tutorial's eager dynamic quantization: every ``nn.Linear`` to int8 (a copy)."""
+    import copy
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
+
+
+def export_scripted_int8(
+    model: nn.Module, inputs: torch.Tensor, path: str | Path | None = None, reference: torch.Tensor | None = None
+) -> Artifact:
+    """``quantize_dynamic`` (Linear → int8) then ``torch.jit.script`` and save — the tutorial's step 2."""
+    kind = "TorchScript + dynamic int8"
+    if (missing := _unavailable(kind, "TorchScript script/save/load")) is not None:
+        return missing
+    model, inputs, path, _ = _prepare(model, inputs, path, ".pt", "torchscript-int8")
+    reference = reference_logits(model, inputs) if reference is None else reference
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        torch.jit.script(dynamic_int8(model)).save(str(path))
+    seconds = time.perf_counter() - started
+    return _finish(kind, path, lambda: _jit_load(path), inputs, reference, None, "deprecated APIs, still work", seconds)
+
+
+def export_optimized_for_mobile(
+    scripted: Artifact, inputs: torch.Tensor, reference: torch.Tensor, path: str | Path | None = None
+) -> Artifact:
+    """``optimize_for_mobile`` on a saved TorchScript artifact — needs a torch built with XNNPACK."""
+    kind = "TorchScript + optimize_for_mobile"
+    if (missing := _unavailable(kind, "optimize_for_mobile")) is not None:
+        return missing
+    _require_file(scripted)
+    from torch.utils.mobile_optimizer import optimize_for_mobile
+
+    path = Path(path) if path else scripted.path.with_name(scripted.path.stem + "-mobile.pt")
+    started = time.perf_counter()
+    optimize_for_mobile(_jit_load(scripted.path)).save(str(path))
+    seconds = time.perf_counter() - started
+    return _finish(kind, path, lambda: _jit_load(path), _check_inputs(inputs), reference, None, "works here", seconds)
+
+
+def export_lite_interpreter(
+    scripted: Artifact, inputs: torch.Tensor, reference: torch.Tensor, path: str | Path | None = None
+) -> Artifact:
+    """``_save_for_lite_interpreter``, then load with the real lite loader (not ``torch.jit.load``)."""
+    kind = "lite interpreter (.ptl)"
+    if (missing := _unavailable(kind, "lite interpreter save+load")) is not None:
+        return missing
+    _require_file(scripted)
+    from torch.jit.mobile import _load_for_lite_interpreter
+
+    path = Path(path) if path else scripted.path.with_suffix(".ptl")
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _jit_load(scripted.path)._save_for_lite_interpreter(str(path))
+    seconds = time.perf_counter() - started
+
+    def load() -> Runner:
+        return _load_for_lite_interpreter(str(path))
+
+    return _finish(kind, path, load, _check_inputs(inputs), reference, None, "loaded by the lite interpreter", seconds)
+
+
+def _require_file(artifact: Artifact) -> None:
+    if not isinstance(artifact, Artifact) or artifact.path is None or not artifact.path.exists():
+        raise ValueError("pass the TorchScript Artifact returned by export_torchscript/export_scripted_int8")
+
+
+# --- the 2026 way: ExecuTorch -------------------------------------------------------
+
+
+def _export_example(inputs: torch.Tensor) -> torch.Tensor:
+    """Two rows: torch.export specialises a batch of one to the constant 1."""
+    return inputs[:2] if len(inputs) >= 2 else inputs.repeat(2, 1, 1, 1)
+
+
+def _dynamic_batch(max_batch: int):
+    from torch.export import Dim
+
+    return ({0: Dim("batch", min=1, max=max_batch)},)
+
+
+def executorch_program(model: nn.Module, example: torch.Tensor, quantize: bool = False, max_batch: int = MAX_BATCH):
+    """``torch.export`` → (PT2E int8) → XNNPACK-lowered ExecuTorch program manager.
+
+    Quantization follows ExecuTorch's recipe for transformers: the XNNPACK quantizer
+    with dynamic activations and per-channel symmetric int8 weights.
+    """
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    shapes = _dynamic_batch(max_batch)
+    if quantize:
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+            XNNPACKQuantizer,
+            get_symmetric_quantization_config,
+        )
+        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+        graph = torch.export.export(model, (example,), dynamic_shapes=shapes).module()
+        config = get_symmetric_quantization_config(is_per_channel=True, is_dynamic=True)
+        prepared = prepare_pt2e(graph, XNNPACKQuantizer().set_global(config))
+        prepared(example)  # dynamic activations: one pass only records the graph, no calibration
+        model = convert_pt2e(prepared)
+    program = torch.export.export(model, (example,), dynamic_shapes=shapes)
+    return to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
+
+
+def delegation_table(lowered) -> list[dict]:
+    """Per operator: how many nodes XNNPACK took over and how many stayed in the portable runtime."""
+    from executorch.devtools.backend_debug import get_delegation_info
+
+    info = get_delegation_info(lowered.exported_program().graph_module)
+    return [
+        {"op": row.op_type, "delegated": row.delegated, "not delegated": row.non_delegated}
+        for row in sorted(info.delegation_by_operator.values(), key=lambda r: r.op_type)
+    ]
+
+
+def _executorch_runner(path: Path) -> Runner:
+    from executorch.runtime import Runtime
+
+    method = Runtime.get().load_program(str(path)).load_method("forward")
+    return lambda x: method.execute([x.contiguous()])[0]
+
+
+def export_executorch(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    path: str | Path | None = None,
+    quantize: bool = False,
+    reference: torch.Tensor | None = None,
+    reuse: bool = True,
+    max_batch: int = MAX_BATCH,
+) -> Artifact:
+    """ExecuTorch ``.pte`` with the XNNPACK delegate (fp32, or int8 via PT2E), run by the ExecuTorch runtime."""
+    kind = f"ExecuTorch XNNPACK {'int8' if quantize else 'fp32'}"
+    if (missing := _unavailable(kind, "ExecuTorch + XNNPACK")) is not None:
+        return missing
+    model, inputs, path, fingerprint = _prepare(
+        model, inputs, path, ".pte", f"executorch-{'int8' if quantize else 'fp32'}"
+    )
+    key = {"model": fingerprint, "quantize": quantize, "max_batch": max_batch, "shape": list(inputs.shape[1:])}
+    stored = _reusable(path, key) if reuse else None
+    if stored is None:
+        started = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lowered = executorch_program(model, _export_example(inputs), quantize, max_batch)
+            notes = {"delegation": delegation_table(lowered)}
+            path.write_bytes(lowered.to_executorch().buffer)
+        seconds = time.perf_counter() - started
+        _remember(path, key, seconds, notes)
+    else:
+        seconds, notes = stored["export_seconds"], stored["notes"]
+    reason = "reused cached export" if stored else "exported now"
+    load = lambda: _executorch_runner(path)  # noqa: E731
+    return _finish(kind, path, load, inputs, reference, model, reason, seconds, notes)
+
+
+# --- the 2026 way: ONNX + ONNX Runtime ----------------------------------------------
+
+
+def _onnx_runner(path: Path, threads: int | None = None) -> Runner:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: torch.from_numpy(session.run(None, {name: np.ascontiguousarray(x.numpy())})[0])
+
+
+def export_onnx(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    path: str | Path | None = None,
+    quantize: bool = False,
+    reference: torch.Tensor | None = None,
+    reuse: bool = True,
+    max_batch: int = MAX_BATCH,
+) -> Artifact:
+    """ONNX via the dynamo exporter (one self-contained file); ``quantize=True`` adds ORT dynamic int8."""
+    kind = f"ONNX Runtime {'int8' if quantize else 'fp32'}"
+    if (missing := _unavailable(kind, "ONNX export + ONNX Runtime")) is not None:
+        return missing
+    model, inputs, path, fingerprint = _prepare(model, inputs, path, ".onnx", f"onnx-{'int8' if quantize else 'fp32'}")
+    key = {"model": fingerprint, "quantize": quantize, "max_batch": max_batch, "shape": list(inputs.shape[1:])}
+    stored = _reusable(path, key) if reuse else None
+    if stored is None:
+        started = time.perf_counter()
+        fp32_path = path.with_name(path.stem + "-fp32src.onnx") if quantize else path
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                (_export_example(inputs),),
+                str(fp32_path),
+                dynamo=True,
+                dynamic_shapes=_dynamic_batch(max_batch),
+                external_data=False,
+                verbose=False,
+            )
+        if quantize:
+            _quantize_onnx(fp32_path, path)
+            fp32_path.unlink()
+        seconds = time.perf_counter() - started
+        _remember(path, key, seconds, {})
+    else:
+        seconds = stored["export_seconds"]
+    reason = "reused cached export" if stored else "exported now"
+    return _finish(kind, path, lambda: _onnx_runner(path), inputs, reference, model, reason, seconds)
+
+
+def _quantize_onnx(source: Path, target: Path) -> None:
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    logging.getLogger().setLevel(logging.ERROR)  # the "consider pre-processing" notice
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)

@@ -1,0 +1,169 @@
+"""deitlab.bench and deitlab.roofline on tiny models (fast variants only)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from deitlab import bench, capabilities, roofline
+
+
+@pytest.fixture(autouse=True)
+def _no_probes(monkeypatch):
+    caps = tuple(capabilities.Capability(n, n != "optimize_for_mobile", "probe") for n in capabilities.PROBES)
+    monkeypatch.setattr(capabilities, "capabilities", lambda *a, **k: caps)
+
+
+@pytest.fixture
+def tiny():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)).eval()
+    return model, torch.randn(8, 1, 8, 8)
+
+
+def test_resolve_variants():
+    assert bench.resolve_variants(None) == list(bench.VARIANTS)
+    assert bench.resolve_variants("eager-fp32, eager-int8,eager-fp32") == ["eager-fp32", "eager-int8"]
+    with pytest.raises(ValueError, match="unknown variant"):
+        bench.resolve_variants(["eager-fp32", "warp-drive"])
+    with pytest.raises(ValueError, match="unknown variant"):
+        bench.resolve_variants("")
+
+
+def test_tutorial_variants_come_first_in_table_order():
+    assert bench.TUTORIAL_VARIANTS == ("eager-fp32", "scripted", "scripted-int8", "scripted-int8-mobile", "lite")
+    assert set(bench.QUICK_VARIANTS) <= set(bench.VARIANTS)
+
+
+def test_fixed_threads_restores():
+    before = torch.get_num_threads()
+    with bench.fixed_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="positive integer"), bench.fixed_threads(0):
+        pass
+
+
+def test_time_runner_counts_calls_and_warmup():
+    calls = []
+    samples = bench.time_runner(lambda x: calls.append(1), torch.zeros(1), repeats=4, warmup=2)
+    assert len(samples) == 4 and len(calls) == 6 and (samples >= 0).all()
+    with pytest.raises(ValueError, match="repeats"):
+        bench.time_runner(lambda x: x, torch.zeros(1), repeats=0)
+
+
+def test_summarize_quartiles():
+    stats = bench.summarize([0.001, 0.002, 0.003, 0.004, 0.100])
+    assert stats["median_ms"] == pytest.approx(3.0)
+    assert stats["iqr_ms"] == pytest.approx(2.0) and stats["min_ms"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="no timing samples"):
+        bench.summarize([])
+
+
+def test_batch_of_repeats_inputs():
+    x = torch.arange(3.0).view(3, 1, 1, 1)
+    assert bench.batch_of(x, 7).flatten().tolist() == [0, 1, 2, 0, 1, 2, 0]
+    assert bench.batch_of(x, 2).shape[0] == 2
+    with pytest.raises(ValueError, match="at least 1"):
+        bench.batch_of(x, 0)
+
+
+def test_run_benchmark_tidy_frame(tiny):
+    model, x = tiny
+    df = bench.run_benchmark(
+        model, x, ["eager-fp32", "eager-int8", "eager-bf16", "scripted-int8-mobile"], batch_sizes=(1, 4),
+        threads=(1,), repeats=3, warmup=1, min_agreement=0.5, progress=False,
+    )  # fmt: skip
+    assert len(df) == 8 and set(df.batch) == {1, 4}
+    ok = df[df.status == "ok"]
+    assert set(ok.variant) >= {"eager-fp32", "eager-int8"}
+    assert (ok.median_ms > 0).all() and (ok.iqr_ms >= 0).all()
+    base = ok[ok.variant == "eager-fp32"]
+    assert np.allclose(base.speedup, 1.0) and (base.max_abs_diff == 0).all()
+    mobile = df[df.variant == "scripted-int8-mobile"]
+    assert (mobile.status == "unavailable").all() and (mobile.reason == "probe").all()
+    bf16 = df[df.variant == "eager-bf16"].iloc[0]
+    assert bf16.status == ("ok" if bench.has_fast_bf16() else "unavailable")
+
+
+def test_parity_failure_is_not_timed(tiny, monkeypatch):
+    model, x = tiny
+    wrong = bench.Variant("wrong", "wrong answers", "modern", lambda m, i, r: lambda t: -m(t))
+    monkeypatch.setitem(bench.VARIANTS, "wrong", wrong)
+    df = bench.run_benchmark(model, x, ["eager-fp32", "wrong"], repeats=2, warmup=0, threads=(1,), progress=False)
+    row = df[df.variant == "wrong"].iloc[0]
+    assert row.status == "parity failed" and "top-1 agreement" in row.reason and np.isnan(row.median_ms)
+
+
+def test_broken_variant_does_not_stop_the_run(tiny, monkeypatch):
+    model, x = tiny
+
+    def explode(m, i, r):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setitem(bench.VARIANTS, "broken", bench.Variant("broken", "broken", "modern", explode))
+    df = bench.run_benchmark(model, x, ["eager-fp32", "broken"], repeats=2, warmup=0, threads=(1,), progress=False)
+    assert "kaboom" in df[df.variant == "broken"].reason.iloc[0]
+
+
+def test_tables_recommend_and_save(tiny, tmp_path):
+    model, x = tiny
+    df = bench.run_benchmark(
+        model, x, ["eager-fp32", "scripted", "scripted-int8", "scripted-int8-mobile", "eager-int8"],
+        repeats=3, warmup=1, threads=(1,), min_agreement=0.5, progress=False,
+    )  # fmt: skip
+    table = bench.tutorial_table(df)
+    assert list(table.columns) == ["Model", "Inference Time (ms)", "Reduction"] and len(table) == 4
+    assert table.Reduction.iloc[0] == "0.00%" and table.Reduction.iloc[-1].startswith("—")
+    best = bench.recommend(df)
+    assert best["variant"] in set(df.variant) and best["median_ms"] == df.median_ms.min()
+    assert not bench.summary_table(df).empty
+    csv_path, json_path = bench.save_results(df, tmp_path)
+    assert "samples_ms" not in pd.read_csv(csv_path).columns
+    again, env = bench.load_results(json_path)
+    assert len(again) == len(df) and "cpu" in env and "packages" in env
+
+
+def test_tutorial_table_and_recommend_need_timed_rows():
+    empty = pd.DataFrame(
+        {"variant": ["eager-fp32"], "label": ["x"], "batch": [1], "threads": [1], "median_ms": [np.nan],
+         "status": ["unavailable"], "reason": ["no"]}
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="eager-fp32"):
+        bench.tutorial_table(empty)
+    with pytest.raises(ValueError, match="no variant"):
+        bench.recommend(empty)
+
+
+def test_bench_model_tiny_random():
+    model, inputs = bench.bench_model("tiny-deit-random")
+    assert inputs.shape == (64, 1, 28, 28) and model(inputs[:2]).shape == (2, 10)
+
+
+def test_count_flops_of_a_vit_by_group():
+    from deitlab.models import tiny_deit
+
+    model, x = tiny_deit().eval(), torch.zeros(1, 1, 28, 28)
+    groups = roofline.count_flops(model, x)
+    tokens, dim, hidden, depth = 50, 96, 192, 4
+    linear = depth * 2 * tokens * dim * (3 * dim + dim + 2 * hidden) + 2 * dim * 10
+    assert groups["linear layers"] == linear
+    assert groups["attention matmuls (QKᵀ, AV)"] == depth * 4 * tokens * tokens * dim
+    assert groups["patch embedding (conv)"] == 2 * 49 * dim * 16
+    assert roofline.linear_flops(model, x) == linear + groups["patch embedding (conv)"]
+    with pytest.raises(ValueError, match="N×C×H×W"):
+        roofline.count_flops(model, torch.zeros(28, 28))
+
+
+def test_matmul_peak_and_percent():
+    fp32 = roofline.matmul_peak("fp32", m=32, k=64, n=64, repeats=2)
+    int8 = roofline.matmul_peak("int8", m=32, k=64, n=64, repeats=2)
+    assert fp32 > 0 and int8 > 0
+    assert roofline.percent_of_peak(2e9, 1.0, 4.0) == pytest.approx(50.0)
+    with pytest.raises(ValueError, match="'fp32' or 'int8'"):
+        roofline.matmul_peak("fp8")
+    with pytest.raises(ValueError, match="positive"):
+        roofline.percent_of_peak(1.0, 0.0, 1.0)

@@ -1,0 +1,144 @@
+"""deitlab.export on a micro model (each export path once; ExecuTorch and ONNX are the slow ones)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from deitlab import capabilities, export
+
+
+class Micro(nn.Module):
+    """Conv patch embedding + linear head: the op mix of a ViT, in miniature."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = nn.Conv2d(1, 8, 4, stride=4)
+        self.fc = nn.Linear(8 * 4, 16)
+        self.head = nn.Linear(16, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.fc(self.patch(x).flatten(2).mean(1))))
+
+
+def _caps(unavailable: tuple[str, ...] = ()) -> tuple[capabilities.Capability, ...]:
+    return tuple(capabilities.Capability(n, n not in unavailable, f"reason for {n}") for n in capabilities.PROBES)
+
+
+@pytest.fixture
+def all_paths(monkeypatch):
+    """Pretend every probe succeeded (the tests then exercise the real export paths)."""
+    monkeypatch.setattr(capabilities, "capabilities", lambda *a, **k: _caps())
+
+
+@pytest.fixture
+def model_and_inputs():
+    torch.manual_seed(0)
+    return Micro().eval(), torch.randn(6, 1, 16, 16)
+
+
+def test_parity_identical_and_different():
+    a = torch.tensor([[1.0, 2.0], [3.0, 0.0]])
+    same = export.parity(a, a.clone())
+    assert same.max_abs_diff == 0 and same.top1_agreement == 1 and same.n == 2
+    flipped = export.parity(a, torch.tensor([[1.0, 2.5], [0.0, 3.0]]))
+    assert flipped.top1_agreement == 0.5 and flipped.max_abs_diff == pytest.approx(3.0)
+    assert "50.0%" in str(flipped)
+
+
+def test_parity_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="same shape"):
+        export.parity(torch.zeros(2, 3), torch.zeros(3, 3))
+    with pytest.raises(ValueError, match="N×C"):
+        export.parity(torch.zeros(3), torch.zeros(3))
+
+
+def test_fingerprint_tracks_weights(model_and_inputs):
+    model, _ = model_and_inputs
+    before = export.model_fingerprint(model)
+    assert before == export.model_fingerprint(model)
+    with torch.no_grad():
+        model.head.bias += 1
+    assert export.model_fingerprint(model) != before
+
+
+def test_reference_logits_rejects_non_images(model_and_inputs):
+    model, _ = model_and_inputs
+    with pytest.raises(ValueError, match="N×C×H×W"):
+        export.reference_logits(model, torch.zeros(3, 16))
+
+
+@pytest.mark.parametrize("method", ["script", "trace"])
+def test_torchscript_roundtrip(all_paths, model_and_inputs, tmp_path, method):
+    model, x = model_and_inputs
+    artifact = export.export_torchscript(model, x, tmp_path / f"m-{method}.pt", method=method)
+    assert artifact.available and artifact.size_bytes > 0 and artifact.load_seconds >= 0
+    assert artifact.parity.max_abs_diff < 1e-5 and artifact.parity.top1_agreement == 1
+    assert artifact(x).shape == (6, 5)
+    assert artifact.row()["runs here"] == "✅"
+
+
+def test_torchscript_rejects_unknown_method(model_and_inputs):
+    model, x = model_and_inputs
+    with pytest.raises(ValueError, match="'script' or 'trace'"):
+        export.export_torchscript(model, x, method="compile")
+
+
+def test_scripted_int8_is_smaller_and_close(all_paths, tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 4)).eval()
+    x = torch.randn(8, 1, 16, 16)
+    fp32 = export.export_torchscript(model, x, tmp_path / "fp32.pt")
+    int8 = export.export_scripted_int8(model, x, tmp_path / "int8.pt")
+    assert int8.size_bytes < fp32.size_bytes / 2
+    assert int8.parity.max_abs_diff < 0.1
+
+
+def test_unavailable_path_explains_itself(monkeypatch, model_and_inputs, tmp_path):
+    monkeypatch.setattr(capabilities, "capabilities", lambda *a, **k: _caps(("optimize_for_mobile",)))
+    model, x = model_and_inputs
+    scripted = export.export_torchscript(model, x, tmp_path / "m.pt")
+    mobile = export.export_optimized_for_mobile(scripted, x, scripted.parity and export.reference_logits(model, x))
+    assert not mobile.available and mobile.reason == "reason for optimize_for_mobile"
+    assert mobile.size_bytes == 0 and mobile.row()["runs here"] == "❌"
+    with pytest.raises(export.ExportUnavailable, match="cannot run here"):
+        mobile(x)
+
+
+def test_optimize_and_lite_need_a_torchscript_artifact(all_paths, model_and_inputs):
+    model, x = model_and_inputs
+    bogus = export.Artifact("x", None, False, "none")
+    with pytest.raises(ValueError, match="TorchScript Artifact"):
+        export.export_lite_interpreter(bogus, x, torch.zeros(6, 5))
+
+
+def test_lite_interpreter_reports_load_failure_instead_of_raising(all_paths, model_and_inputs, tmp_path):
+    model, x = model_and_inputs
+    scripted = export.export_torchscript(model, x, tmp_path / "m.pt")
+    lite = export.export_lite_interpreter(scripted, x, export.reference_logits(model, x))
+    assert lite.size_bytes > 0  # the .ptl is always written
+    assert lite.available == (lite.parity is not None)
+    if not lite.available:
+        assert "loading failed" in lite.reason
+
+
+@pytest.mark.parametrize("quantize", [False, True])
+def test_onnx_export_and_reuse(all_paths, model_and_inputs, tmp_path, quantize):
+    model, x = model_and_inputs
+    path = tmp_path / "m.onnx"
+    artifact = export.export_onnx(model, x, path, quantize=quantize)
+    assert artifact.available and artifact.reason == "exported now"
+    assert artifact.parity.top1_agreement >= (0.8 if quantize else 1.0)
+    assert artifact(x[:1]).shape == (1, 5) and artifact(x).shape == (6, 5)  # dynamic batch
+    again = export.export_onnx(model, x, path, quantize=quantize)
+    assert again.reason == "reused cached export"
+
+
+def test_executorch_fp32_runs_and_lists_delegation(all_paths, model_and_inputs, tmp_path):
+    model, x = model_and_inputs
+    artifact = export.export_executorch(model, x, tmp_path / "m.pte")
+    assert artifact.available and artifact.parity.max_abs_diff < 1e-4
+    ops = {row["op"] for row in artifact.notes["delegation"]}
+    assert any("linear" in op or "addmm" in op or "convolution" in op for op in ops)
+    assert artifact(x[:3]).shape == (3, 5)

@@ -416,3 +416,19 @@ def layer_sensitivity(
         name: baseline - score(quantize_one(name))
         for name in tqdm(names, desc="one layer at a time", disable=not progress, leave=False)
     }
+
+
+def latency_ms(fn: Callable[[torch.Tensor], object], x: torch.Tensor, warmup: int = 1, repeats: int = 3) -> list[float]:
+    """Wall times in ms of ``repeats`` calls of ``fn(x)`` under ``inference_mode``, after ``warmup`` calls."""
+    import time
+
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            started = time.perf_counter()
+            fn(x)
+            if i >= warmup:
+                times.append((time.perf_counter() - started) * 1e3)
+    return times

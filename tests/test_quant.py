@@ -222,3 +222,11 @@ def test_layer_sensitivity_exact():
     assert drops == pytest.approx({"a": 0.1, "b": 0.5})
     with pytest.raises(ValueError, match="no layer names"):
         quant.layer_sensitivity([], str, float, 1.0)
+
+
+def test_latency_ms():
+    calls = []
+    times = quant.latency_ms(calls.append, torch.ones(1), warmup=2, repeats=3)
+    assert len(times) == 3 and len(calls) == 5 and all(t >= 0 for t in times)
+    with pytest.raises(ValueError, match="repeats"):
+        quant.latency_ms(calls.append, torch.ones(1), repeats=0)

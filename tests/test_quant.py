@@ -230,3 +230,45 @@ def test_latency_ms():
     assert len(times) == 3 and len(calls) == 5 and all(t >= 0 for t in times)
     with pytest.raises(ValueError, match="repeats"):
         quant.latency_ms(calls.append, torch.ones(1), repeats=0)
+
+
+def test_check_per_channel_int8():
+    from deitlab.checks import CheckFailed, check_per_channel_int8
+
+    def right(w):
+        scales = w.abs().amax(dim=1, keepdim=True) / 127
+        return torch.clamp(torch.round(w / scales), -128, 127).to(torch.int8), scales
+
+    def per_tensor(w):
+        scale = w.abs().max() / 127
+        return torch.round(w / scale).to(torch.int8), scale.repeat(w.shape[0])
+
+    assert "04.1" in repr(check_per_channel_int8(right))
+    with pytest.raises(CheckFailed, match="values differ"):
+        check_per_channel_int8(per_tensor)
+    with pytest.raises(CheckFailed, match="integer tensor"):
+        check_per_channel_int8(lambda w: (right(w)[0].float(), right(w)[1]))
+    with pytest.raises(CheckFailed, match="returned None"):
+        check_per_channel_int8(lambda w: None)
+
+
+def test_check_most_sensitive():
+    from deitlab.checks import CheckFailed, check_most_sensitive
+
+    drops = {"a": 0.1, "b": 2.0, "c": 0.5}
+    assert "04.2" in repr(check_most_sensitive(drops, "b"))
+    with pytest.raises(CheckFailed, match="another layer costs more"):
+        check_most_sensitive(drops, "c")
+    with pytest.raises(CheckFailed, match="not one of the layers"):
+        check_most_sensitive(drops, "z")
+
+
+def test_check_sqnr():
+    from deitlab.checks import CheckFailed, check_sqnr
+
+    x, x_hat = torch.tensor([1.0, 1.0]), torch.tensor([1.0, 0.0])
+    assert "04.3" in repr(check_sqnr(x, x_hat, 10 * math.log10(2)))
+    with pytest.raises(CheckFailed, match="log10"):
+        check_sqnr(x, x_hat, 20 * math.log10(2))
+    with pytest.raises(CheckFailed, match="number"):
+        check_sqnr(x, x_hat, None)

@@ -163,8 +163,29 @@ def _reusable(path: Path, key: dict) -> dict | None:
     return None
 
 
-def _remember(path: Path, key: dict, export_seconds: float, notes: dict) -> None:
-    _sidecar(path).write_text(json.dumps({"key": key, "export_seconds": export_seconds, "notes": notes}, indent=1))
+def _export_once(
+    path: Path, key: dict, save: Callable[[], None], reuse: bool, notes: dict | None = None
+) -> tuple[float, bool]:
+    """Run ``save()`` unless a sidecar says ``path`` was exported with the same ``key``.
+
+    Returns (export seconds, reused?). ``notes`` is filled from (or saved to) the sidecar.
+    """
+    stored = _reusable(path, key) if reuse else None
+    if stored is not None:
+        if notes is not None:
+            notes.update(stored["notes"])
+        return stored["export_seconds"], True
+    started = time.perf_counter()
+    save()
+    seconds = time.perf_counter() - started
+    payload = {"key": key, "export_seconds": seconds, "notes": notes or {}}
+    _sidecar(path).write_text(json.dumps(payload, indent=1))
+    return seconds, False
+
+
+def _note(text: str, reused: bool) -> str:
+    status = "reused cached export" if reused else "exported now"
+    return f"{text}; {status}" if text else status
 
 
 def _finish(
@@ -224,6 +245,7 @@ def export_torchscript(
     path: str | Path | None = None,
     method: str = "script",
     reference: torch.Tensor | None = None,
+    reuse: bool = True,
 ) -> Artifact:
     """``torch.jit.script`` (or ``trace``) the model, save it, reload it with ``torch.jit.load``."""
     if method not in ("script", "trace"):
@@ -231,16 +253,17 @@ def export_torchscript(
     kind = f"TorchScript ({method})"
     if (missing := _unavailable(kind, "TorchScript script/save/load")) is not None:
         return missing
-    model, inputs, path, _ = _prepare(model, inputs, path, ".pt", f"torchscript-{method}")
-    started = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        module = torch.jit.script(model) if method == "script" else torch.jit.trace(model, inputs[:1])
-        module.save(str(path))
-    seconds = time.perf_counter() - started
-    return _finish(
-        kind, path, lambda: _jit_load(path), inputs, reference, model, "deprecated API, still works", seconds
-    )
+    model, inputs, path, fingerprint = _prepare(model, inputs, path, ".pt", f"torchscript-{method}")
+
+    def save() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # FutureWarning (deprecated) and TracerWarning (see notebook 06)
+            module = torch.jit.script(model) if method == "script" else torch.jit.trace(model, inputs[:1])
+            module.save(str(path))
+
+    seconds, reused = _export_once(path, {"model": fingerprint, "method": method}, save, reuse)
+    load = lambda: _jit_load(path)  # noqa: E731
+    return _finish(kind, path, load, inputs, reference, model, _note("deprecated API, still works", reused), seconds)
 
 
 def _jit_load(path: Path) -> Runner:
@@ -259,20 +282,27 @@ def dynamic_int8(model: nn.Module) -> nn.Module:
 
 
 def export_scripted_int8(
-    model: nn.Module, inputs: torch.Tensor, path: str | Path | None = None, reference: torch.Tensor | None = None
+    model: nn.Module,
+    inputs: torch.Tensor,
+    path: str | Path | None = None,
+    reference: torch.Tensor | None = None,
+    reuse: bool = True,
 ) -> Artifact:
     """``quantize_dynamic`` (Linear → int8) then ``torch.jit.script`` and save — the tutorial's step 2."""
     kind = "TorchScript + dynamic int8"
     if (missing := _unavailable(kind, "TorchScript script/save/load")) is not None:
         return missing
-    model, inputs, path, _ = _prepare(model, inputs, path, ".pt", "torchscript-int8")
+    model, inputs, path, fingerprint = _prepare(model, inputs, path, ".pt", "torchscript-int8")
     reference = reference_logits(model, inputs) if reference is None else reference
-    started = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        torch.jit.script(dynamic_int8(model)).save(str(path))
-    seconds = time.perf_counter() - started
-    return _finish(kind, path, lambda: _jit_load(path), inputs, reference, None, "deprecated APIs, still work", seconds)
+
+    def save() -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            torch.jit.script(dynamic_int8(model)).save(str(path))
+
+    seconds, reused = _export_once(path, {"model": fingerprint, "method": "script-int8"}, save, reuse)
+    load = lambda: _jit_load(path)  # noqa: E731
+    return _finish(kind, path, load, inputs, reference, None, _note("deprecated APIs, still work", reused), seconds)
 
 
 def export_optimized_for_mobile(
@@ -395,21 +425,18 @@ def export_executorch(
         model, inputs, path, ".pte", f"executorch-{'int8' if quantize else 'fp32'}"
     )
     key = {"model": fingerprint, "quantize": quantize, "max_batch": max_batch, "shape": list(inputs.shape[1:])}
-    stored = _reusable(path, key) if reuse else None
-    if stored is None:
-        started = time.perf_counter()
+    notes: dict = {}
+
+    def save() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             lowered = executorch_program(model, _export_example(inputs), quantize, max_batch)
-            notes = {"delegation": delegation_table(lowered)}
+            notes["delegation"] = delegation_table(lowered)
             path.write_bytes(lowered.to_executorch().buffer)
-        seconds = time.perf_counter() - started
-        _remember(path, key, seconds, notes)
-    else:
-        seconds, notes = stored["export_seconds"], stored["notes"]
-    reason = "reused cached export" if stored else "exported now"
+
+    seconds, reused = _export_once(path, key, save, reuse, notes)
     load = lambda: _executorch_runner(path)  # noqa: E731
-    return _finish(kind, path, load, inputs, reference, model, reason, seconds, notes)
+    return _finish(kind, path, load, inputs, reference, model, _note("", reused), seconds, notes)
 
 
 # --- the 2026 way: ONNX + ONNX Runtime ----------------------------------------------
@@ -441,9 +468,8 @@ def export_onnx(
         return missing
     model, inputs, path, fingerprint = _prepare(model, inputs, path, ".onnx", f"onnx-{'int8' if quantize else 'fp32'}")
     key = {"model": fingerprint, "quantize": quantize, "max_batch": max_batch, "shape": list(inputs.shape[1:])}
-    stored = _reusable(path, key) if reuse else None
-    if stored is None:
-        started = time.perf_counter()
+
+    def save() -> None:
         fp32_path = path.with_name(path.stem + "-fp32src.onnx") if quantize else path
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -459,12 +485,9 @@ def export_onnx(
         if quantize:
             _quantize_onnx(fp32_path, path)
             fp32_path.unlink()
-        seconds = time.perf_counter() - started
-        _remember(path, key, seconds, {})
-    else:
-        seconds = stored["export_seconds"]
-    reason = "reused cached export" if stored else "exported now"
-    return _finish(kind, path, lambda: _onnx_runner(path), inputs, reference, model, reason, seconds)
+
+    seconds, reused = _export_once(path, key, save, reuse)
+    return _finish(kind, path, lambda: _onnx_runner(path), inputs, reference, model, _note("", reused), seconds)
 
 
 def _quantize_onnx(source: Path, target: Path) -> None:

@@ -28,7 +28,8 @@ from deitlab import export
 from deitlab.env import cpu_features, report
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
-Builder = Callable[[nn.Module, torch.Tensor, torch.Tensor], Runner]
+#: (model, parity inputs, reference logits) -> a runner, or an exported Artifact that knows its parity
+Builder = Callable[[nn.Module, torch.Tensor, torch.Tensor], "Runner | export.Artifact"]
 
 
 class VariantUnavailable(RuntimeError):
@@ -42,14 +43,15 @@ class Variant:
     name: str
     label: str
     family: str  # "tutorial" or "modern"
-    build: Builder  # (model, parity inputs, reference logits) -> runner
+    build: Builder
     thread_bound: bool = False  # the runner fixes its thread count when built (ONNX Runtime)
 
 
-def _artifact_runner(artifact: export.Artifact) -> Runner:
+def _artifact_runner(artifact: export.Artifact) -> export.Artifact:
+    """An exported artifact that runs here (it carries its own parity report)."""
     if artifact.runner is None:
         raise VariantUnavailable(artifact.reason)
-    return artifact.runner
+    return artifact
 
 
 def _quiet(fn: Callable[[], object]) -> object:
@@ -62,15 +64,15 @@ def _eager(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> R
     return model
 
 
-def _scripted(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
+def _scripted(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> export.Artifact:
     return _artifact_runner(export.export_torchscript(model, inputs, reference=reference))
 
 
-def _scripted_int8(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
+def _scripted_int8(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> export.Artifact:
     return _artifact_runner(export.export_scripted_int8(model, inputs, reference=reference))
 
 
-def _scripted_int8_mobile(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
+def _scripted_int8_mobile(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> export.Artifact:
     unavailable = export._unavailable("", "optimize_for_mobile")
     if unavailable is not None:
         raise VariantUnavailable(unavailable.reason)
@@ -78,7 +80,7 @@ def _scripted_int8_mobile(model: nn.Module, inputs: torch.Tensor, reference: tor
     return _artifact_runner(export.export_optimized_for_mobile(scripted, inputs, reference))
 
 
-def _lite(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
+def _lite(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> export.Artifact:
     unavailable = export._unavailable("", "lite interpreter save+load")
     if unavailable is not None:
         raise VariantUnavailable(unavailable.reason)
@@ -121,14 +123,14 @@ def _torchao(config_name: str) -> Builder:
 
 
 def _onnx(quantize: bool) -> Builder:
-    def build(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
+    def build(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> export.Artifact:
         return _artifact_runner(export.export_onnx(model, inputs, quantize=quantize, reference=reference))
 
     return build
 
 
 def _executorch(quantize: bool) -> Builder:
-    def build(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
+    def build(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> export.Artifact:
         return _artifact_runner(export.export_executorch(model, inputs, quantize=quantize, reference=reference))
 
     return build
@@ -319,9 +321,12 @@ def _build(variant: Variant, model: nn.Module, inputs: torch.Tensor, reference: 
     started = time.perf_counter()
     try:
         runner = _quiet(lambda: variant.build(model, inputs, reference))
-        with torch.inference_mode():
-            candidate = _quiet(lambda: export._run_chunked(runner, inputs))
-        check = export.parity(reference, candidate)
+        if isinstance(runner, export.Artifact):  # already parity-checked on the same inputs
+            runner, check = runner.runner, runner.parity
+        else:
+            with torch.inference_mode():
+                candidate = _quiet(lambda: export._run_chunked(runner, inputs))
+            check = export.parity(reference, candidate)
     except (VariantUnavailable, export.ExportUnavailable) as exc:
         return None, time.perf_counter() - started, None, str(exc)
     except Exception as exc:  # noqa: BLE001 - one broken variant must not stop the benchmark

@@ -169,17 +169,22 @@ def _export_once(
     """Run ``save()`` unless a sidecar says ``path`` was exported with the same ``key``.
 
     Returns (export seconds, reused?). ``notes`` is filled from (or saved to) the sidecar.
+    A file lock serialises concurrent exports of the same file.
     """
-    stored = _reusable(path, key) if reuse else None
-    if stored is not None:
-        if notes is not None:
-            notes.update(stored["notes"])
-        return stored["export_seconds"], True
-    started = time.perf_counter()
-    save()
-    seconds = time.perf_counter() - started
-    payload = {"key": key, "export_seconds": seconds, "notes": notes or {}}
-    _sidecar(path).write_text(json.dumps(payload, indent=1))
+    from filelock import FileLock
+
+    with FileLock(str(path) + ".lock"):  # parallel notebooks wait for one export instead of racing
+        stored = _reusable(path, key) if reuse else None
+        if stored is not None:
+            if notes is not None:
+                notes.update(stored["notes"])
+            return stored["export_seconds"], True
+        _sidecar(path).unlink(missing_ok=True)
+        started = time.perf_counter()
+        save()
+        seconds = time.perf_counter() - started
+        payload = {"key": key, "export_seconds": seconds, "notes": notes or {}}
+        _sidecar(path).write_text(json.dumps(payload, indent=1))
     return seconds, False
 
 
@@ -278,6 +283,7 @@ def dynamic_int8(model: nn.Module) -> nn.Module:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*", category=UserWarning)
         return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
 
 
@@ -297,7 +303,9 @@ def export_scripted_int8(
 
     def save() -> None:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
+            # TorchScript's FutureWarning and the quantized-tensor UserWarning: both deprecations
+            # are the subject of notebooks 04 and 06, not news at every export
+            warnings.simplefilter("ignore")
             torch.jit.script(dynamic_int8(model)).save(str(path))
 
     seconds, reused = _export_once(path, {"model": fingerprint, "method": "script-int8"}, save, reuse)

@@ -167,3 +167,20 @@ def test_matmul_peak_and_percent():
         roofline.matmul_peak("fp8")
     with pytest.raises(ValueError, match="positive"):
         roofline.percent_of_peak(1.0, 0.0, 1.0)
+
+
+def test_checks_for_notebook_07():
+    from deitlab import checks
+
+    samples = [10.0, 11.0, 12.0, 13.0, 50.0]
+    assert "07.1" in repr(checks.check_median_iqr(samples, (12.0, 2.0)))
+    with pytest.raises(checks.CheckFailed, match="mean"):
+        checks.check_median_iqr(samples, (float(np.mean(samples)), 2.0))
+    assert "07.2" in repr(checks.check_percent_of_peak(2e9, 1000.0, 4.0, 50.0))
+    with pytest.raises(checks.CheckFailed, match="100"):
+        checks.check_percent_of_peak(2e9, 1000.0, 4.0, 0.5)
+    df = pd.DataFrame({"variant": ["a", "b", "c"], "status": ["ok", "ok", "unavailable"], "batch": [1, 1, 1],
+                       "median_ms": [5.0, 3.0, np.nan]})  # fmt: skip
+    assert "b is the fastest" in repr(checks.check_fastest_variant(df, "b"))
+    with pytest.raises(checks.CheckFailed, match="median"):
+        checks.check_fastest_variant(df, "a")

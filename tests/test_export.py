@@ -15,7 +15,7 @@ class Micro(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.patch = nn.Conv2d(1, 8, 4, stride=4)
-        self.fc = nn.Linear(8 * 4, 16)
+        self.fc = nn.Linear(16, 16)
         self.head = nn.Linear(16, 5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -142,3 +142,31 @@ def test_executorch_fp32_runs_and_lists_delegation(all_paths, model_and_inputs, 
     ops = {row["op"] for row in artifact.notes["delegation"]}
     assert any("linear" in op or "addmm" in op or "convolution" in op for op in ops)
     assert artifact(x[:3]).shape == (3, 5)
+
+
+def test_checks_for_notebook_06(tmp_path):
+    from deitlab import checks
+
+    class Gate(nn.Module):
+        def forward(self, x):
+            return x * 2 if x.mean() > 0 else x - 100
+
+    gate = Gate()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(gate, torch.ones(1, 3))
+    assert "06.1" in repr(checks.check_trace_pitfall(gate, traced, -torch.ones(1, 3)))
+    with pytest.raises(checks.CheckFailed, match="other"):
+        checks.check_trace_pitfall(gate, traced, torch.ones(1, 3))
+    big, small = tmp_path / "a.bin", tmp_path / "b.bin"
+    big.write_bytes(b"x" * 400)
+    small.write_bytes(b"x" * 100)
+    assert "4.0×" in repr(checks.check_size_ratio(big, small, 4.0))
+    with pytest.raises(checks.CheckFailed, match="other way round"):
+        checks.check_size_ratio(big, small, 0.25)
+    ref, cand = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[1.0, 0.0], [1.0, 0.0]])
+    assert "50.0%" in repr(checks.check_top1_agreement(ref, cand, 50.0))
+    with pytest.raises(checks.CheckFailed, match="percentage"):
+        checks.check_top1_agreement(ref, cand, 0.5)

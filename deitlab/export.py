@@ -475,33 +475,57 @@ def export_onnx(
     if (missing := _unavailable(kind, "ONNX export + ONNX Runtime")) is not None:
         return missing
     model, inputs, path, fingerprint = _prepare(model, inputs, path, ".onnx", f"onnx-{'int8' if quantize else 'fp32'}")
-    key = {"model": fingerprint, "quantize": quantize, "max_batch": max_batch, "shape": list(inputs.shape[1:])}
+    fp32_key = {"model": fingerprint, "quantize": False, "max_batch": max_batch, "shape": list(inputs.shape[1:])}
+    example = _export_example(inputs)
+    if quantize:
+        reduce_range = onnx_reduce_range()
+        key = {**fp32_key, "quantize": True, "reduce_range": reduce_range}
+        source = artifact_dir() / f"onnx-fp32-{fingerprint}.onnx"  # the cached fp32 export, made once
 
-    def save() -> None:
-        fp32_path = path.with_name(path.stem + "-fp32src.onnx") if quantize else path
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model,
-                (_export_example(inputs),),
-                str(fp32_path),
-                dynamo=True,
-                dynamic_shapes=_dynamic_batch(max_batch),
-                external_data=False,
-                verbose=False,
-            )
-        if quantize:
-            _quantize_onnx(fp32_path, path)
-            fp32_path.unlink()
+        def save() -> None:
+            _export_once(source, fp32_key, lambda: _write_onnx(model, example, source, max_batch), reuse)
+            _quantize_onnx(source, path, reduce_range)
+
+    else:
+        key = fp32_key
+
+        def save() -> None:
+            _write_onnx(model, example, path, max_batch)
 
     seconds, reused = _export_once(path, key, save, reuse)
     return _finish(kind, path, lambda: _onnx_runner(path), inputs, reference, model, _note("", reused), seconds)
 
 
-def _quantize_onnx(source: Path, target: Path) -> None:
+def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path, max_batch: int) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (example,),
+            str(path),
+            dynamo=True,
+            dynamic_shapes=_dynamic_batch(max_batch),
+            external_data=False,
+            verbose=False,
+        )
+
+
+def onnx_reduce_range() -> bool:
+    """7-bit weights for ONNX Runtime int8 on x86 CPUs without VNNI (ORT's advice).
+
+    Without VNNI, the u8×s8 multiply-add instruction saturates at 16 bits; one bit
+    less of weight range avoids that overflow (PyTorch's fbgemm does the same).
+    """
+    from deitlab.env import cpu_features
+
+    features = cpu_features()
+    return "VNNI" in features and not features["VNNI"]
+
+
+def _quantize_onnx(source: Path, target: Path, reduce_range: bool) -> None:
     import logging
 
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     logging.getLogger().setLevel(logging.ERROR)  # the "consider pre-processing" notice
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True)
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, reduce_range=reduce_range)

@@ -19,6 +19,9 @@ KNOWN_WARNINGS: tuple[tuple[str, type[Warning], str], ...] = (
     (r"IProgress not found.*", UserWarning, "tqdm without ipywidgets front-end"),
     # torch.ao.quantization eager API deprecation (notebooks 04/05 explain it in prose).
     (r".*torch\.ao\.quantization.*deprecated.*", DeprecationWarning, "eager quantization deprecation"),
+    # Raised inside torch.ao observers and convert, not by learner code (notebook 05 explains the deprecation).
+    (r"Please use quant_min and quant_max.*", UserWarning, "eager observers: reduce_range deprecation"),
+    (r"torch\.quantize_per_tensor, torch\.quantize_per_channel.*", UserWarning, "quantized tensor deprecation"),
 )
 
 

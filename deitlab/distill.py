@@ -50,6 +50,14 @@ def _check_logits(name: str, logits: torch.Tensor, labels: torch.Tensor | None =
         raise ValueError(f"labels must have shape ({logits.shape[0]},) to match {name}, got {tuple(labels.shape)}")
 
 
+def _check_teacher(teacher_logits: torch.Tensor, student_logits: torch.Tensor) -> None:
+    _check_logits("teacher_logits", teacher_logits)
+    if teacher_logits.shape != student_logits.shape:
+        raise ValueError(
+            f"teacher_logits {tuple(teacher_logits.shape)} must match the student's {tuple(student_logits.shape)}"
+        )
+
+
 def split_heads(outputs: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """``(class_logits, distillation_logits)`` of a student; a plain-logit student uses its logits for both."""
     if isinstance(outputs, (tuple, list)):
@@ -73,9 +81,7 @@ def soft_distillation_loss(
     gradient on the same scale as the cross-entropy's whatever the temperature.
     """
     _check_logits("student_logits", student_logits, labels)
-    _check_logits("teacher_logits", teacher_logits)
-    if teacher_logits.shape != student_logits.shape:
-        raise ValueError(f"teacher logits {tuple(teacher_logits.shape)} ≠ student {tuple(student_logits.shape)}")
+    _check_teacher(teacher_logits, student_logits)
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
     if tau <= 0:
@@ -98,7 +104,7 @@ def hard_distillation_loss(
 ) -> torch.Tensor:
     """``½·CE(class, y) + ½·CE(dist, argmax teacher)``; without a distillation head ``dist = class``."""
     _check_logits("class_logits", class_logits, labels)
-    _check_logits("teacher_logits", teacher_logits)
+    _check_teacher(teacher_logits, class_logits)
     dist_logits = class_logits if dist_logits is None else dist_logits
     _check_logits("dist_logits", dist_logits, labels)
     teacher_labels = teacher_logits.argmax(dim=1)
@@ -307,7 +313,7 @@ class Recipe:
 
     def fingerprint(self) -> str:
         """Short hash of the recipe and the tiny-DeiT architecture (part of cache names)."""
-        text = json.dumps([asdict(self), TINY_DEIT_CONFIG], sort_keys=True)
+        text = json.dumps([asdict(self), TINY_DEIT_CONFIG], sort_keys=True, default=lambda o: o.__qualname__)
         return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 

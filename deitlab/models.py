@@ -259,8 +259,63 @@ def count_parameters(model: nn.Module) -> int:
 
 # --- the kit's own small models (trained on the offline MNIST subset) -------------
 
+
+class ConvStem(nn.Module):
+    """Convolutional patch embedding for timm's ``embed_layer``: stride-2 3×3 convolutions.
+
+    ``ceil(log2(patch_size))`` stages halve the image each time (28 → 14 → 7 → 4 for
+    ``patch_size=7``), so every token sees an overlapping, convolutional view of its patch —
+    the "early convolutions" of Xiao et al. (NeurIPS 2021), which make small ViTs far
+    more data-efficient than a single non-overlapping linear projection.
+    """
+
+    def __init__(
+        self,
+        img_size: int = 28,
+        patch_size: int = 7,
+        in_chans: int = 1,
+        embed_dim: int = 96,
+        bias: bool = True,
+        width: int = 24,
+        **_timm_kwargs,
+    ) -> None:
+        super().__init__()
+        if patch_size < 2:
+            raise ValueError(f"ConvStem needs patch_size >= 2, got {patch_size}")
+        stages = max(1, (patch_size - 1).bit_length())
+        layers: list[nn.Module] = []
+        channels = in_chans
+        for _ in range(stages - 1):
+            layers += [nn.Conv2d(channels, width, 3, 2, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+            channels = width
+        layers.append(nn.Conv2d(channels, embed_dim, 3, 2, 1, bias=bias))
+        self.proj = nn.Sequential(*layers)
+        grid = img_size
+        for _ in range(stages):
+            grid = (grid + 1) // 2
+        self.img_size, self.patch_size, self.grid_size = (img_size, img_size), (patch_size, patch_size), (grid, grid)
+        self.num_patches = grid * grid
+        self.dynamic_img_pad, self.flatten = False, True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.jit.is_tracing() and tuple(x.shape[-2:]) != self.img_size:
+            raise ValueError(f"expected {self.img_size[0]}×{self.img_size[1]} images, got {tuple(x.shape[-2:])}")
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+#: The tiny DeiT of notebooks 03–07: a 4×4 grid of tokens from a convolutional stem,
+#: 4 blocks of width 96 (tuned in notebook 03 to pass 95 % on the MNIST subset within
+#: about a minute of 2-core CPU training with distillation).
 TINY_DEIT_CONFIG = dict(
-    img_size=28, patch_size=4, in_chans=1, num_classes=10, embed_dim=96, depth=4, num_heads=3, mlp_ratio=2.0
+    img_size=28,
+    patch_size=7,
+    in_chans=1,
+    num_classes=10,
+    embed_dim=96,
+    depth=4,
+    num_heads=3,
+    mlp_ratio=2.0,
+    embed_layer=ConvStem,
 )
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from torch import nn
 
 from deitlab.data import mnist_loaders
-from deitlab.models import SmallCNN, tiny_deit
+from deitlab.models import SmallCNN
 from deitlab.train import cached_training, fit, seed_everything
 
 
@@ -23,15 +25,16 @@ def trained_small_cnn(seed: int = 0, epochs: int = 4, retrain: bool = False) -> 
     return cached_training(f"small_cnn-s{seed}-e{epochs}", build, train, retrain)
 
 
-def trained_tiny_deit(seed: int = 0, epochs: int = 10, retrain: bool = False) -> tuple[nn.Module, list[dict]]:
-    """The tiny DeiT trained on the MNIST subset (the student of 03, reused in 04 and 06)."""
+def trained_tiny_deit(seed: int = 0, epochs: int | None = None, retrain: bool = False) -> tuple[nn.Module, list[dict]]:
+    """The tiny DeiT of notebooks 03–07: the DeiT⚗ student distilled from :func:`trained_small_cnn`.
 
-    def build() -> nn.Module:
-        seed_everything(seed)
-        return tiny_deit()
+    It is the "hard + distillation token" run of notebook 03's ablation (same cache entry
+    for the same seed): a ``VisionTransformerDistilled`` whose eval-mode forward returns
+    one logits tensor (the mean of its class and distillation heads), ready for
+    quantization and export. ``epochs`` overrides the recipe's (default 10).
+    """
+    from deitlab.distill import RECIPE, TOKEN_VARIANT, train_student
 
-    def train(model: nn.Module) -> list[dict]:
-        train_loader, test_loader = mnist_loaders(batch_size=64, seed=0)
-        return fit(model, train_loader, epochs, lr=2e-3, test_loader=test_loader, desc="tiny DeiT")
-
-    return cached_training(f"tiny_deit-s{seed}-e{epochs}", build, train, retrain)
+    recipe = RECIPE if epochs is None else replace(RECIPE, epochs=epochs)
+    teacher, _ = trained_small_cnn()
+    return train_student(TOKEN_VARIANT, teacher, seed=seed, recipe=recipe, retrain=retrain)

@@ -20,7 +20,7 @@ MAX_ENTROPY_FRACTION = 0.8
 
 
 def check_soft_distillation(fn: Callable[..., torch.Tensor]) -> CheckResult:
-    """Compare ``fn(student_logits, teacher_logits, labels, alpha, tau)`` with :func:`deitlab.distill.soft_distillation_loss`."""
+    """Compare ``fn(student_logits, teacher_logits, labels, alpha, tau)`` with the kit's soft-distillation loss."""
     exercise = "Exercise 03.1 (soft distillation)"
     generator = torch.Generator().manual_seed(3)
     student = torch.randn(6, 10, generator=generator) * 3

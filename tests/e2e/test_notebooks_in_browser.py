@@ -161,13 +161,16 @@ def _check_explorer(page, cell, label: str, deadline: float) -> str:
     cell.scroll_into_view_if_needed()
     outputs = cell.locator(".jp-Cell-outputArea")
     bound = min(deadline, time.monotonic() + 120)
-    _wait(page, lambda: cell.locator(".jupyter-widgets").count() > 0, bound, f"{label}: a rendered widget")
 
-    def settled():
+    def rendered():
+        # Done once the widget view is there and no longer says "Loading widget...", or as soon as
+        # the output shows a failure (plain-text repr, widget error) that no waiting will fix.
         text = outputs.inner_text()
-        return not any(marker in text for marker in FRONTEND_FAILURES[:1])
+        failed = PLAIN_REPR.search(text) or any(marker in text for marker in FRONTEND_FAILURES[1:])
+        loaded = cell.locator(".jupyter-widgets").count() > 0 and FRONTEND_FAILURES[0] not in text
+        return failed or loaded
 
-    _wait(page, settled, bound, f"{label}: 'Loading widget...' to be replaced by the widget")
+    _wait(page, rendered, bound, f"{label}: the widget to render (still 'Loading widget...' or no widget)")
     text = outputs.inner_text()
     for marker in FRONTEND_FAILURES:
         assert marker not in text, f"{label}: the widget front-end failed: {marker!r} in\n{text[:2000]}"

@@ -220,8 +220,10 @@ def test_check_fake_quant():
     assert "05.1" in repr(check_fake_quant(good))
     with pytest.raises(CheckFailed, match="None"):
         check_fake_quant(lambda x, s, b: None)
-    with pytest.raises(CheckFailed, match="distinct values"):
+    with pytest.raises(CheckFailed, match="values differ"):
         check_fake_quant(lambda x, s, b: x)  # no rounding
+    with pytest.raises(CheckFailed, match="distinct values"):
+        check_fake_quant(lambda x, s, b: x if b < 8 else torch.round(x / s) * s)  # 3 bits, 97 levels
     with pytest.raises(CheckFailed):
         check_fake_quant(lambda x, s, b: torch.round(x / s) * s)  # no clamping
 

@@ -216,7 +216,11 @@ def test_notebook_in_jupyterlab(notebook: Path, lab: Lab, browser_context, scree
             actions.append(_check_explorer(page, cell, f"{notebook.name} cell {index}", deadline))
             cell.screenshot(path=str(screenshots / f"{notebook.stem}-explorer-{k + 1}.png"))
         # The notebook-level screenshot shows the first explorer (or the first picture).
-        focus = page.locator(CELLS).nth(explorers[0]) if explorers else page.locator(f"{CELLS} img").first
+        focus = (
+            page.locator(CELLS).nth(explorers[0])
+            if explorers
+            else page.locator(f"{CELLS} .jp-OutputArea-output img").first
+        )
         if focus.count():
             focus.scroll_into_view_if_needed()
         page.screenshot(path=str(shot))

@@ -211,3 +211,12 @@ def screenshots() -> Path:
     """``build/screenshots/``, created on demand."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     return SCREENSHOTS
+
+
+@pytest.fixture(scope="session")
+def report() -> Iterator[Path]:
+    """``build/e2e/report.txt``: one line per notebook (durations, interactions, screenshot)."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    path = LOGS / "report.txt"
+    path.write_text("", encoding="utf-8")
+    yield path

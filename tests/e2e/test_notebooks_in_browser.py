@@ -8,6 +8,7 @@ redraws its plot. One screenshot per notebook goes to ``build/screenshots/``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -196,7 +197,7 @@ def _check_explorer(page, cell, label: str, deadline: float) -> str:
     pytest.fail(f"{label}: no control change redrew the plot (tried: {tried})")
 
 
-def test_notebook_in_jupyterlab(notebook: Path, lab: Lab, browser_context, screenshots: Path) -> None:
+def test_notebook_in_jupyterlab(notebook: Path, lab: Lab, browser_context, screenshots: Path, report: Path) -> None:
     started = time.monotonic()
     deadline = started + NOTEBOOK_TIMEOUT_S
     original = notebook.read_bytes()
@@ -224,12 +225,16 @@ def test_notebook_in_jupyterlab(notebook: Path, lab: Lab, browser_context, scree
         if focus.count():
             focus.scroll_into_view_if_needed()
         page.screenshot(path=str(shot))
-        print(
-            f"\n{notebook.name}: ran in {ran:.0f} s, checked in {time.monotonic() - started:.0f} s; "
+        line = (
+            f"{notebook.name}: ran in {ran:.0f} s, checked in {time.monotonic() - started:.0f} s; "
             f"{len(explorers)} explorer(s); interactions: {actions}; screenshot {shot}"
         )
+        print(f"\n{line}")
+        with report.open("a", encoding="utf-8") as out:
+            out.write(line + "\n")
     except BaseException:
-        page.screenshot(path=str(shot))
+        with contextlib.suppress(Exception):  # keep the original failure if the page is gone
+            page.screenshot(path=str(shot))
         if console:
             print(f"\nbrowser console of {notebook.name}:\n" + "\n".join(console[-30:]))
         raise

@@ -234,6 +234,9 @@ def test_notebook_in_jupyterlab(notebook: Path, lab: Lab, browser_context, scree
             out.write(line + "\n")
     except BaseException:
         with contextlib.suppress(Exception):  # keep the original failure if the page is gone
+            running = page.locator(".jp-NotebookPanel .jp-CodeCell .jp-InputPrompt", has_text="[*]")
+            if running.count():  # show the cell that was still running
+                running.first.scroll_into_view_if_needed()
             page.screenshot(path=str(shot))
         if console:
             print(f"\nbrowser console of {notebook.name}:\n" + "\n".join(console[-30:]))

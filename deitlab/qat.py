@@ -19,6 +19,7 @@ import copy
 import hashlib
 import os
 import tempfile
+import types
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,7 +255,6 @@ def prepare_pt2e_qat(model: nn.Module, example_inputs: tuple[torch.Tensor, ...])
     The returned graph module can be trained with any loop that calls
     ``model.train()``/``model.eval()`` (switched to the exported-model versions).
     """
-    from torchao.quantization.pt2e import allow_exported_model_train_eval
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
     from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
         X86InductorQuantizer,
@@ -267,9 +267,23 @@ def prepare_pt2e_qat(model: nn.Module, example_inputs: tuple[torch.Tensor, ...])
     batch = {0: torch.export.Dim.DYNAMIC}  # any batch size, not only the example's
     graph = torch.export.export(model, example_inputs, dynamic_shapes=(batch,) * len(example_inputs)).module()
     quantizer = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=True))
-    prepared = prepare_qat_pt2e(graph, quantizer)
-    allow_exported_model_train_eval(prepared)
-    return prepared
+    return _with_train_eval(prepare_qat_pt2e(graph, quantizer))
+
+
+def _with_train_eval(graph: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """Make ``train()``/``eval()`` switch the exported BatchNorm ops and return the module, like nn.Module's."""
+    from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train
+
+    def train(self: torch.fx.GraphModule, mode: bool = True) -> torch.fx.GraphModule:
+        (move_exported_model_to_train if mode else move_exported_model_to_eval)(self)
+        return self
+
+    def evaluate(self: torch.fx.GraphModule) -> torch.fx.GraphModule:
+        return train(self, False)
+
+    graph.train = types.MethodType(train, graph)
+    graph.eval = types.MethodType(evaluate, graph)
+    return graph
 
 
 def convert_pt2e_model(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
@@ -281,7 +295,7 @@ def convert_pt2e_model(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
         raise TypeError("expected the graph module returned by prepare_pt2e_qat")
     prepared = copy.deepcopy(prepared)
     move_exported_model_to_eval(prepared)
-    return convert_pt2e(prepared)
+    return _with_train_eval(convert_pt2e(prepared))
 
 
 # --- caching and measurements ---------------------------------------------------------------------

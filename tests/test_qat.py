@@ -173,15 +173,15 @@ def test_pt2e_prepare_train_convert(model):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         prepared = qat.prepare_pt2e_qat(model, (torch.randn(2, 1, 28, 28),))
-        prepared.train()
+        assert prepared.train() is prepared  # train()/eval() return the module, as nn.Module's do
         loss = prepared(torch.randn(5, 1, 28, 28)).sum()  # another batch size works (dynamic batch)
         loss.backward()
-        prepared.eval()
+        assert prepared.eval() is prepared
         converted = qat.convert_pt2e_model(prepared)
     ops = {str(node.target) for node in converted.graph.nodes}
     assert any("quantize_per_tensor" in op for op in ops)
     with torch.inference_mode():
-        assert converted(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+        assert converted.eval()(torch.randn(3, 1, 28, 28)).shape == (3, 10)
 
 
 def test_pt2e_bad_input(model):

@@ -218,7 +218,7 @@ def _load_hf(name: str, local: Path | None, pretrained: bool, **kwargs) -> tuple
     else:
         why = "pretrained=False"
     config = hf_offline_config(name)
-    model = _hf_model_class(config)(config)
+    model = _hf_model_class(config)._from_config(config, **kwargs)
     if local is not None:
         model.load_state_dict(load_state_dict_file(local))
         return model, WeightsSource("local", str(local))

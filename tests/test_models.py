@@ -129,3 +129,8 @@ def test_small_cnn_shapes_and_fusable_names():
     model = models.SmallCNN().eval()
     assert model(torch.randn(3, 1, 28, 28)).shape == (3, 10)
     assert [name for name, _ in model.block1.named_children()] == ["conv", "bn", "relu"]
+
+
+def test_offline_hf_build_honours_keyword_arguments():
+    model = load_model("facebook/deit-tiny-patch16-224", verbose=False, attn_implementation="eager").model
+    assert model.config._attn_implementation == "eager"

@@ -47,8 +47,10 @@ unit: setup
 nbval: setup
 	DEITLAB_CACHE=$(CACHE) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(NBVAL) $(NOTEBOOKS) $(SOLUTIONS)
 
+# JupyterLab in Debian's headless Chromium: 00_setup and every notebook with a widget explorer.
 e2e: setup
-	DEITLAB_CACHE=$(CACHE) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m e2e tests/e2e
+	sh tests/e2e/install_browser.sh
+	DEITLAB_CACHE=$(CACHE) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m e2e -rP tests/e2e
 
 # Execute every notebook headless into build/ (executed .ipynb + HTML), with wall times.
 run: setup

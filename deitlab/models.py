@@ -298,8 +298,9 @@ class ConvStem(nn.Module):
         self.dynamic_img_pad, self.flatten = False, True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.jit.is_tracing() and tuple(x.shape[-2:]) != self.img_size:
-            raise ValueError(f"expected {self.img_size[0]}×{self.img_size[1]} images, got {tuple(x.shape[-2:])}")
+        # shape compared element-wise (not as a tuple) so that torch.jit.script can compile it (notebook 06)
+        if not torch.jit.is_tracing() and (x.shape[-2] != self.img_size[0] or x.shape[-1] != self.img_size[1]):
+            raise ValueError(f"expected {self.img_size[0]}×{self.img_size[1]} images, got {x.shape[-2]}×{x.shape[-1]}")
         return self.proj(x).flatten(2).transpose(1, 2)
 
 

@@ -10,8 +10,10 @@ PORT      ?= 8888
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 # pytest-xdist workers for the notebook run (independent notebooks in parallel)
 WORKERS   ?= 2
-NOTEBOOKS := $(sort $(wildcard notebooks/[0-9]*.ipynb))
-SOLUTIONS := $(sort $(wildcard notebooks/solutions/*.ipynb))
+# notebooks/QUARANTINE lists notebooks CI does not run yet (each with its reason)
+QUARANTINED := $(shell sed -e 's/\#.*//' notebooks/QUARANTINE 2>/dev/null)
+NOTEBOOKS := $(filter-out $(QUARANTINED),$(sort $(wildcard notebooks/[0-9]*.ipynb)))
+SOLUTIONS := $(filter-out $(QUARANTINED),$(sort $(wildcard notebooks/solutions/*.ipynb)))
 # make test runs from its own cache (cold on a fresh clone; notebooks share it within a run)
 CACHE     ?= $(CURDIR)/build/cache
 NBVAL     := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg

@@ -8,6 +8,11 @@ from deitlab._project import REPO_SLUG, colab_badge, colab_install_command
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
+QUARANTINED = {
+    line.split("#")[0].strip()
+    for line in (ROOT / "notebooks" / "QUARANTINE").read_text().splitlines()
+    if line.split("#")[0].strip()
+}
 SOLUTIONS = sorted((ROOT / "notebooks" / "solutions").glob("*.ipynb"))
 
 
@@ -93,10 +98,21 @@ def test_main_reports_usage_and_exit_codes(tmp_path, capsys):
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS + SOLUTIONS, ids=lambda p: p.name)
 def test_committed_notebooks_are_stripped_and_in_sync(notebook):
-    assert nbtools.problems(notebook) == []
+    found = nbtools.problems(notebook)
+    if str(notebook.relative_to(ROOT)) in QUARANTINED:  # not run by CI yet: outputs may be missing
+        found = [problem for problem in found if "has no output" not in problem]
+    assert found == []
     assert REPO_SLUG in notebook.read_text()
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.name)
 def test_every_notebook_has_a_solution_notebook(notebook):
     assert (ROOT / "notebooks" / "solutions" / f"{notebook.stem}_solutions.ipynb").exists()
+
+
+def test_quarantine_lists_existing_notebooks_with_reasons():
+    text = (ROOT / "notebooks" / "QUARANTINE").read_text()
+    for line in text.splitlines():
+        path, _, reason = line.partition("#")
+        if path.strip():
+            assert (ROOT / path.strip()).exists() and reason.strip(), line

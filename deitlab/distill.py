@@ -303,7 +303,7 @@ TOKEN_VARIANT = VARIANTS[-1]
 class Recipe:
     """How every student of the ablation is trained (one recipe for all rows)."""
 
-    epochs: int = 8
+    epochs: int = 10
     lr: float = 2e-3
     batch_size: int = 64
     weight_decay: float = 0.05

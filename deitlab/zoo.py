@@ -31,7 +31,7 @@ def trained_tiny_deit(seed: int = 0, epochs: int | None = None, retrain: bool = 
     It is the "hard + distillation token" run of notebook 03's ablation (same cache entry
     for the same seed): a ``VisionTransformerDistilled`` whose eval-mode forward returns
     one logits tensor (the mean of its class and distillation heads), ready for
-    quantization and export. ``epochs`` overrides the recipe's (default 8).
+    quantization and export. ``epochs`` overrides the recipe's (default 10).
     """
     from deitlab.distill import RECIPE, TOKEN_VARIANT, train_student
 

@@ -287,7 +287,10 @@ def _with_train_eval(graph: torch.fx.GraphModule) -> torch.fx.GraphModule:
 
 
 def convert_pt2e_model(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
-    """``convert_pt2e`` a trained PT2E model: fake quantizers become quantize/dequantize ops, weights int8."""
+    """``convert_pt2e`` a trained PT2E model: fake quantizers become quantize/dequantize ops, weights int8.
+
+    Float parameters the converted graph no longer reads are removed, so its state dict holds what it runs on.
+    """
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
@@ -295,7 +298,14 @@ def convert_pt2e_model(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
         raise TypeError("expected the graph module returned by prepare_pt2e_qat")
     prepared = copy.deepcopy(prepared)
     move_exported_model_to_eval(prepared)
-    return _with_train_eval(convert_pt2e(prepared))
+    converted = convert_pt2e(prepared)
+    # The graph now reads int8 constants; drop the float weights and BN statistics it no longer uses.
+    used = {node.target for node in converted.graph.nodes if node.op == "get_attr"}
+    for name, _ in [*converted.named_parameters(), *converted.named_buffers()]:
+        if name not in used:
+            owner, _, attribute = name.rpartition(".")
+            delattr(converted.get_submodule(owner), attribute)
+    return _with_train_eval(converted)
 
 
 # --- caching and measurements ---------------------------------------------------------------------

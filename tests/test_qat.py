@@ -178,6 +178,8 @@ def test_pt2e_prepare_train_convert(model):
         loss.backward()
         assert prepared.eval() is prepared
         converted = qat.convert_pt2e_model(prepared)
+    assert all(v.dtype != torch.float32 for k, v in converted.state_dict().items() if k.endswith("conv.weight"))
+    assert not any(k.startswith("block1.bn.") for k in converted.state_dict()), "unused BN statistics are dropped"
     ops = {str(node.target) for node in converted.graph.nodes}
     assert any("quantize_per_tensor" in op for op in ops)
     with torch.inference_mode():

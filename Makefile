@@ -18,7 +18,7 @@ SOLUTIONS := $(filter-out $(QUARANTINED),$(sort $(wildcard notebooks/solutions/*
 CACHE     ?= $(CURDIR)/build/cache
 NBVAL     := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup lab test unit nbval e2e run bench strip lint wheel-check refresh clean
+.PHONY: setup lab test unit nbval e2e run bench strip lint wheel-check refresh cpp-demo clean
 
 setup: $(VENV)/.deitlab-installed
 
@@ -79,6 +79,11 @@ lint: setup
 # Build a wheel, install it (not editable) into a scratch venv, import it from elsewhere.
 wheel-check: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests/test_packaging.py
+
+# Optional (notebook 06, going further): compile a tiny C++ program against the wheel's
+# libtorch, run the exported model and compare its top-1 with Python.
+cpp-demo: setup
+	$(BIN)/python -m deitlab.cpp_demo
 
 clean:
 	rm -rf build .pytest_cache

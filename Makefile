@@ -18,7 +18,7 @@ SOLUTIONS := $(filter-out $(QUARANTINED),$(sort $(wildcard notebooks/solutions/*
 CACHE     ?= $(CURDIR)/build/cache
 # make test's browser pass covers the notebooks verified in a browser so far; `make e2e` runs all
 E2E_IN_TEST := -k "00_setup or 01_vit"
-NBVAL     := --nbval-lax --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+NBVAL     := --nbval-lax --nbval-current-env --nbval-cell-timeout=3600 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 .PHONY: setup lab test unit nbval e2e run bench strip lint wheel-check refresh cpp-demo clean
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
-    from deitlab.capabilities import capabilities
+    from deitlab.capabilities import capabilities, capability_table
     from deitlab.env import report
 
     env = report()
@@ -18,8 +19,7 @@ def _cmd_env(args: argparse.Namespace) -> int:
         return 0
     print(env)
     print("\ncapabilities (probed on this machine)")
-    for cap in caps:
-        print(f"  {cap}")
+    print(textwrap.indent(capability_table(caps), "  "))
     return 0
 
 

@@ -18,6 +18,11 @@ SOLUTIONS := $(filter-out $(QUARANTINED),$(sort $(wildcard notebooks/solutions/*
 CACHE     ?= $(CURDIR)/build/cache
 # make test's browser pass covers the notebooks verified in a browser so far; `make e2e` runs all
 E2E_IN_TEST := -k "00_setup or 01_vit"
+# nbval reads a cell's output messages only after the cell ends, and the kernel drops
+# them once ~1000 are queued, so a long training cell whose tqdm bar redraws every 0.1 s
+# loses its final message ("Timeout of 5 seconds exceeded waiting for output"). Under
+# nbval the bars redraw every 5 s instead; in JupyterLab they keep tqdm's default.
+NBVAL_ENV := DEITLAB_CACHE=$(CACHE) HF_HUB_OFFLINE=1 TQDM_MININTERVAL=5
 NBVAL     := --nbval-lax --nbval-current-env --nbval-cell-timeout=3600 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 .PHONY: setup lab test unit nbval e2e run bench strip lint wheel-check refresh cpp-demo clean
@@ -42,14 +47,14 @@ lab: setup
 
 # Unit tests, every notebook and every solution notebook under nbval, then the browser pass.
 test: setup
-	DEITLAB_CACHE=$(CACHE) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(NBVAL) tests $(NOTEBOOKS) $(SOLUTIONS)
+	$(NBVAL_ENV) $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(NBVAL) tests $(NOTEBOOKS) $(SOLUTIONS)
 	$(MAKE) e2e E2E_ARGS='$(E2E_IN_TEST)'
 
 unit: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(WORKERS) tests
 
 nbval: setup
-	DEITLAB_CACHE=$(CACHE) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(NBVAL) $(NOTEBOOKS) $(SOLUTIONS)
+	$(NBVAL_ENV) $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(NBVAL) $(NOTEBOOKS) $(SOLUTIONS)
 
 # JupyterLab in Debian's headless Chromium: 00_setup and every notebook with a widget explorer.
 e2e: setup

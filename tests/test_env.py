@@ -1,4 +1,5 @@
 import socket
+import threading
 import time
 
 import pytest
@@ -40,11 +41,20 @@ def test_is_online_gives_up_within_its_timeout(monkeypatch):
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.delenv("DEITLAB_OFFLINE", raising=False)
     env.reset_online_cache()
-    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: time.sleep(30))
+    release = threading.Event()
+
+    def hanging_connect(*args, **kwargs):
+        release.wait(30)  # a DNS lookup that never answers
+        raise OSError("simulated network timeout")
+
+    monkeypatch.setattr(socket, "create_connection", hanging_connect)
     started = time.perf_counter()
-    assert env.is_online(timeout=0.5) is False
-    assert time.perf_counter() - started < 2
-    env.reset_online_cache()
+    try:
+        assert env.is_online(timeout=0.5) is False
+        assert time.perf_counter() - started < 2
+    finally:
+        release.set()  # let the abandoned worker thread finish inside this test
+        env.reset_online_cache()
 
 
 def test_is_online_is_cached_for_the_process(monkeypatch):

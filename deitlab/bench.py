@@ -109,6 +109,28 @@ def _compiled(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -
     return torch.compile(copy.deepcopy(model))
 
 
+#: A quantized layer this many times slower than fp32 means a fallback kernel: not worth timing.
+SLOW_KERNEL_FACTOR = 5.0
+
+
+def linear_slowdown(fp32_model: nn.Module, quantized_model: nn.Module, tokens: int = 197) -> float:
+    """How many times slower the quantized model's largest ``Linear`` is than the fp32 one.
+
+    Both layers run on ``tokens`` random rows (a ViT-B/16 sequence by default), median
+    of five calls each. Used to skip quantized variants whose kernels fall back to a slow
+    path on this CPU before spending minutes timing the whole model.
+    """
+    linears = {name: m for name, m in fp32_model.named_modules() if isinstance(m, nn.Linear)}
+    if not linears:
+        raise ValueError("the model has no nn.Linear layer to compare")
+    name = max(linears, key=lambda n: linears[n].weight.numel())
+    quantized_layer = quantized_model.get_submodule(name)
+    x = torch.randn(tokens, linears[name].in_features)
+    fp32_s = np.median(time_runner(linears[name], x, repeats=5, warmup=1))
+    quantized_s = np.median(time_runner(quantized_layer, x, repeats=5, warmup=1))
+    return float(quantized_s / fp32_s)
+
+
 def _torchao(config_name: str) -> Builder:
     def build(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
         try:
@@ -117,6 +139,13 @@ def _torchao(config_name: str) -> Builder:
             raise VariantUnavailable("torchao is not installed (pip install 'deitlab[deploy]')") from exc
         quantized = copy.deepcopy(model)
         _quiet(lambda: tq.quantize_(quantized, getattr(tq, config_name)()))
+        slowdown = linear_slowdown(model, quantized)
+        if slowdown > SLOW_KERNEL_FACTOR:
+            isa = ", ".join(name for name, present in cpu_features().items() if present) or "no SIMD features detected"
+            raise VariantUnavailable(
+                f"torchao's {config_name} linear runs {slowdown:.0f}× slower than fp32 on this CPU ({isa}): "
+                "a fallback kernel, so the whole model is not timed"
+            )
         return quantized
 
     return build

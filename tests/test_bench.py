@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -107,6 +109,34 @@ def test_broken_variant_does_not_stop_the_run(tiny, monkeypatch):
     monkeypatch.setitem(bench.VARIANTS, "broken", bench.Variant("broken", "broken", "modern", explode))
     df = bench.run_benchmark(model, x, ["eager-fp32", "broken"], repeats=2, warmup=0, threads=(1,), progress=False)
     assert "kaboom" in df[df.variant == "broken"].reason.iloc[0]
+
+
+class _SlowLinear(nn.Linear):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for _ in range(50):
+            out = super().forward(x)
+        return out
+
+
+def test_linear_slowdown_compares_the_largest_linear_layer():
+    model = nn.Sequential(nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, 10)).eval()
+    slow = copy.deepcopy(model)
+    slow[0] = _SlowLinear(512, 512)  # the larger of the two Linear layers
+    assert bench.linear_slowdown(model, slow, tokens=256) > 5
+    assert bench.linear_slowdown(model, copy.deepcopy(model), tokens=256) < 5
+    with pytest.raises(ValueError, match="no nn.Linear"):
+        bench.linear_slowdown(nn.ReLU(), nn.ReLU())
+
+
+def test_torchao_variant_with_a_fallback_kernel_is_listed_not_timed(tiny, monkeypatch):
+    pytest.importorskip("torchao")
+    model, x = tiny
+    monkeypatch.setattr(bench, "linear_slowdown", lambda fp32, quantized: 40.0)
+    df = bench.run_benchmark(
+        model, x, ["eager-fp32", "torchao-int8"], repeats=2, warmup=0, threads=(1,), progress=False
+    )
+    row = df[df.variant == "torchao-int8"].iloc[0]
+    assert row.status == "unavailable" and "40× slower than fp32" in row.reason and np.isnan(row.median_ms)
 
 
 def test_tables_recommend_and_save(tiny, tmp_path):

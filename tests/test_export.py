@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from torch import nn
@@ -142,6 +144,22 @@ def test_executorch_fp32_runs_and_lists_delegation(all_paths, model_and_inputs, 
     ops = {row["op"] for row in artifact.notes["delegation"]}
     assert any("linear" in op or "addmm" in op or "convolution" in op for op in ops)
     assert artifact(x[:3]).shape == (3, 5)
+
+
+def test_native_output_is_silenced_only_inside_the_block(capfd):
+    with export._native_output_silenced():
+        os.write(1, b"cpuinfo noise on stdout\n")
+        os.write(2, b"cpuinfo noise on stderr\n")
+    os.write(1, b"after\n")
+    out, err = capfd.readouterr()
+    assert "noise" not in out + err and "after" in out
+
+
+def test_native_output_is_restored_when_the_block_raises(capfd):
+    with pytest.raises(RuntimeError, match="load failed"), export._native_output_silenced():
+        raise RuntimeError("load failed")
+    os.write(2, b"visible\n")
+    assert "visible" in capfd.readouterr().err
 
 
 def test_checks_for_notebook_06(tmp_path):

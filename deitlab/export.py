@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
-import os
-import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -413,31 +412,21 @@ def delegation_table(lowered) -> list[dict]:
 
 
 @contextlib.contextmanager
-def _native_output_silenced() -> Iterator[None]:
-    """Discard what C++ code writes straight to file descriptors 1 and 2 inside the block.
+def _runtime_log_silenced() -> Iterator[None]:
+    """Discard what the ExecuTorch runtime logs to ``sys.stdout``/``sys.stderr`` inside the block.
 
-    ExecuTorch's XNNPACK delegate initialises cpuinfo on first load, which logs a dozen
-    lines about ARM-only ``/sys`` files on an x86 machine; Python-level errors still raise.
+    Its XNNPACK threadpool probes cpuinfo on the first load and logs a dozen lines about
+    ARM-only ``/sys`` files on an x86 machine (through Python's streams, via pybind11);
+    errors still raise.
     """
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = [os.dup(fd) for fd in (1, 2)]
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        for fd in (1, 2):
-            os.dup2(devnull, fd)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         yield
-    finally:
-        for fd, copy_of_fd in zip((1, 2), saved):
-            os.dup2(copy_of_fd, fd)
-            os.close(copy_of_fd)
-        os.close(devnull)
 
 
 def _executorch_runner(path: Path) -> Runner:
     from executorch.runtime import Runtime
 
-    with _native_output_silenced():
+    with _runtime_log_silenced():
         method = Runtime.get().load_program(str(path)).load_method("forward")
     return lambda x: method.execute([x.contiguous()])[0]
 

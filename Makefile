@@ -19,8 +19,6 @@ PARALLEL  := $(filter-out $(SERIAL),$(NOTEBOOKS))
 SOLUTIONS := $(filter-out $(QUARANTINED),$(sort $(wildcard notebooks/solutions/*.ipynb)))
 # make test runs from its own cache (cold on a fresh clone; notebooks share it within a run)
 CACHE     ?= $(CURDIR)/build/cache
-# make test's browser pass covers the notebooks verified in a browser so far; `make e2e` runs all
-E2E_IN_TEST := -k "00_setup or 01_vit"
 # nbval reads a cell's output messages only after the cell ends, and the kernel drops
 # them once ~1000 are queued, so a long training cell whose tqdm bar redraws every 0.1 s
 # loses its final message ("Timeout of 5 seconds exceeded waiting for output"). Under
@@ -55,7 +53,7 @@ lab: setup
 test: setup
 	$(NBVAL_ENV) $(ONE_THREAD) $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(NBVAL) tests $(PARALLEL) $(SOLUTIONS)
 	$(if $(SERIAL),$(NBVAL_ENV) $(BIN)/python -m pytest $(NBVAL) $(SERIAL))
-	$(MAKE) e2e E2E_ARGS='$(E2E_IN_TEST)'
+	$(MAKE) e2e
 
 unit: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(WORKERS) tests

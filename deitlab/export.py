@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import io
 import json
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -416,11 +417,16 @@ def _runtime_log_silenced() -> Iterator[None]:
     """Discard what the ExecuTorch runtime logs to ``sys.stdout``/``sys.stderr`` inside the block.
 
     Its XNNPACK threadpool probes cpuinfo on the first load and logs a dozen lines about
-    ARM-only ``/sys`` files on an x86 machine (through Python's streams, via pybind11);
-    errors still raise.
+    ARM-only ``/sys`` files on an x86 machine (through Python's streams, via pybind11).
+    When the block raises, the captured log is written to stderr before the error.
     """
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        yield
+    log = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+            yield
+    except BaseException:
+        sys.stderr.write(log.getvalue())
+        raise
 
 
 def _executorch_runner(path: Path) -> Runner:

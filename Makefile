@@ -50,9 +50,10 @@ lab: setup
 	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) --ServerApp.root_dir=notebooks $(ALLOW_ROOT)
 
 # Unit tests, every notebook and every solution notebook under nbval, then the browser pass.
+# Per-test times (every notebook cell) land in build/reports/*.xml.
 test: setup
-	$(NBVAL_ENV) $(ONE_THREAD) $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(NBVAL) tests $(PARALLEL) $(SOLUTIONS)
-	$(if $(SERIAL),$(NBVAL_ENV) $(BIN)/python -m pytest $(NBVAL) $(SERIAL))
+	$(NBVAL_ENV) $(ONE_THREAD) $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(NBVAL) --junitxml=build/reports/parallel.xml tests $(PARALLEL) $(SOLUTIONS)
+	$(if $(SERIAL),$(NBVAL_ENV) $(BIN)/python -m pytest $(NBVAL) --junitxml=build/reports/serial.xml $(SERIAL))
 	$(MAKE) e2e
 
 unit: setup

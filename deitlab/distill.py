@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 
 from deitlab.data import mnist_loaders
 from deitlab.models import TINY_DEIT_CONFIG, tiny_deit
-from deitlab.train import cached_training, fit, seed_everything
+from deitlab.parallel import default_workers, run_in_processes, spawn_blocker
+from deitlab.train import cached_training, fit, is_cached, seed_everything
 
 MODES = ("none", "soft", "hard")
 
@@ -327,23 +328,31 @@ def _weights_fingerprint(model: nn.Module) -> str:
     return digest.hexdigest()[:8]
 
 
+def student_cache_name(variant: Variant, teacher: nn.Module | None, seed: int = 0, recipe: Recipe = RECIPE) -> str:
+    """Checkpoint name of one student: variant, seed, recipe/architecture hash and — for the
+    distillation modes — a hash of the teacher's weights, so changing any of them retrains."""
+    if variant.mode != "none" and teacher is None:
+        raise ValueError(f"{variant.name!r} needs a teacher model")
+    teacher_tag = "" if variant.mode == "none" else f"-t{_weights_fingerprint(teacher)}"
+    return f"distill03-{variant.slug}-s{seed}-{recipe.fingerprint()}{teacher_tag}"
+
+
 def train_student(
     variant: Variant,
     teacher: nn.Module | None,
     seed: int = 0,
     recipe: Recipe = RECIPE,
     retrain: bool = False,
+    on_epoch_end: Callable[[nn.Module, int], None] | None = None,
+    progress_bar: bool = True,
 ) -> tuple[nn.Module, list[dict]]:
     """Train (or load from the cache) one tiny-DeiT student of the ablation.
 
-    The cache name holds the variant, seed, recipe/architecture hash and — for the
-    distillation modes — a hash of the teacher's weights, so changing any of them retrains.
-    The returned model is in eval mode and returns one logits tensor.
+    The cache entry is :func:`student_cache_name`. ``on_epoch_end`` and ``progress_bar``
+    go to :func:`deitlab.train.fit`. The returned model is in eval mode and returns one
+    logits tensor.
     """
-    if variant.mode != "none" and teacher is None:
-        raise ValueError(f"{variant.name!r} needs a teacher model")
-    teacher_tag = "" if variant.mode == "none" else f"-t{_weights_fingerprint(teacher)}"
-    name = f"distill03-{variant.slug}-s{seed}-{recipe.fingerprint()}{teacher_tag}"
+    name = student_cache_name(variant, teacher, seed, recipe)
 
     def build() -> nn.Module:
         seed_everything(seed)
@@ -364,12 +373,26 @@ def train_student(
                 test_loader=test_loader,
                 weight_decay=recipe.weight_decay,
                 desc=f"{variant.name}, seed {seed}",
+                on_epoch_end=on_epoch_end,
+                progress_bar=progress_bar,
             )
         finally:
             if variant.token:
                 model.set_distilled_training(False)
 
     return cached_training(name, build, train, retrain)
+
+
+def _train_student_in_worker(
+    variant: Variant,
+    teacher: nn.Module | None,
+    seed: int,
+    recipe: Recipe,
+    retrain: bool,
+    report: Callable[[], None],
+) -> None:
+    """Job of :func:`run_ablation`'s worker processes: train one student into the cache."""
+    train_student(variant, teacher, seed, recipe, retrain, on_epoch_end=lambda *_: report(), progress_bar=False)
 
 
 @dataclass
@@ -388,11 +411,37 @@ def run_ablation(
     variants: Sequence[Variant] = VARIANTS,
     recipe: Recipe = RECIPE,
     retrain: bool = False,
+    workers: int | None = None,
 ) -> list[AblationRun]:
-    """Train (or load) every variant × seed; a progress bar counts the runs."""
+    """Train (or load) every variant × seed.
+
+    Students missing from the cache train ``workers`` at a time in worker processes with
+    one thread each (default :func:`deitlab.parallel.default_workers`: one per PyTorch
+    thread); a bar counts their epochs. ``workers=1``, a single student to train, or a
+    teacher that worker processes cannot rebuild train here, in turn.
+    """
     if not seeds:
         raise ValueError("run_ablation needs at least one seed")
     jobs = [(variant, seed) for variant in variants for seed in seeds]
+    to_train = [
+        (variant, seed)
+        for variant, seed in jobs
+        if retrain or not is_cached(student_cache_name(variant, teacher, seed, recipe))
+    ]
+    workers = default_workers(len(to_train)) if workers is None else workers
+    if workers > 1 and len(to_train) > 1:
+        blocker = spawn_blocker(teacher)
+        if blocker is None:
+            run_in_processes(
+                _train_student_in_worker,
+                [(variant, teacher, seed, recipe, retrain) for variant, seed in to_train],
+                workers,
+                steps_per_job=recipe.epochs,
+                desc=f"epochs of {len(to_train)} students, {workers} at a time",
+            )
+            retrain = False  # they are in the cache now
+        else:
+            print(f"training the students one after another in this process: the teacher {blocker}")
     runs = []
     for variant, seed in tqdm(jobs, desc="ablation runs"):
         model, history = train_student(variant, teacher, seed, recipe, retrain)

@@ -63,11 +63,13 @@ def fit(
     device: torch.device | str = "cpu",
     desc: str = "training",
     on_epoch_end: Callable[[nn.Module, int], None] | None = None,
+    progress_bar: bool = True,
 ) -> list[dict]:
     """Train with AdamW and a one-cycle schedule; returns one metrics dict per epoch.
 
     ``loss_fn(model, images, labels)`` returns the loss, so distillation and QAT
-    reuse the same loop. A ``tqdm`` bar shows batches; each epoch's train loss,
+    reuse the same loop. A ``tqdm`` bar shows batches (unless ``progress_bar=False``,
+    e.g. in a worker process whose output nobody sees); each epoch's train loss,
     train accuracy (when the model returns plain logits) and test accuracy are recorded.
     """
     if epochs < 1:
@@ -78,7 +80,7 @@ def fit(
         optimizer, max_lr=lr, total_steps=epochs * len(train_loader), pct_start=0.15
     )
     history = []
-    bar = tqdm(total=epochs * len(train_loader), desc=desc, leave=False)
+    bar = tqdm(total=epochs * len(train_loader), desc=desc, leave=False, disable=not progress_bar)
     for epoch in range(epochs):
         model.train()
         started, total_loss, seen = time.perf_counter(), 0.0, 0
@@ -103,6 +105,17 @@ def fit(
     return history
 
 
+def checkpoint_path(name: str) -> Path:
+    """Where :func:`cached_training` keeps the weights of checkpoint ``name``."""
+    return checkpoint_dir() / f"{name}.pt"
+
+
+def is_cached(name: str) -> bool:
+    """True when :func:`cached_training` would load ``name`` instead of training it."""
+    weights = checkpoint_path(name)
+    return weights.exists() and weights.with_suffix(".json").exists()
+
+
 def checkpoint_dir() -> Path:
     """Folder of cached trained checkpoints (``$DEITLAB_CACHE/checkpoints``)."""
     path = cache_dir() / "checkpoints"
@@ -122,11 +135,11 @@ def cached_training(
     lock makes parallel notebooks wait for one training instead of racing.
     Returns the model in eval mode and its training history.
     """
-    weights = checkpoint_dir() / f"{name}.pt"
+    weights = checkpoint_path(name)
     history_file = weights.with_suffix(".json")
     with FileLock(str(weights) + ".lock"):
         model = build()
-        if weights.exists() and history_file.exists() and not retrain:
+        if is_cached(name) and not retrain:
             model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
             history = json.loads(history_file.read_text())
         else:

@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from deitlab import distill
-from deitlab.models import tiny_deit
+from deitlab.models import SmallCNN, tiny_deit
 
 LN = math.log
 # Two classes. Student logits [ln 3, 0] → p = (3/4, 1/4); teacher [0, 5] → hard label 1.
@@ -203,12 +203,12 @@ def test_run_ablation_trains_caches_and_tabulates(monkeypatch):
     teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
     recipe = distill.Recipe(epochs=1)
     variants = (distill.VARIANTS[0], distill.TOKEN_VARIANT)
-    runs = distill.run_ablation(teacher, seeds=(0, 1), variants=variants, recipe=recipe)
+    runs = distill.run_ablation(teacher, seeds=(0, 1), variants=variants, recipe=recipe, workers=1)
     assert [(r.variant.slug, r.seed) for r in runs] == [("none", 0), ("none", 1), ("hard-token", 0), ("hard-token", 1)]
     token_model = runs[-1].model
     assert not token_model.training and not token_model.distilled_training
     assert isinstance(token_model(images[:2]), torch.Tensor)
-    again = distill.run_ablation(teacher, seeds=(1,), variants=variants[1:], recipe=recipe)
+    again = distill.run_ablation(teacher, seeds=(1,), variants=variants[1:], recipe=recipe, workers=2)
     assert torch.equal(again[0].model.head.weight, token_model.head.weight)  # loaded from the cache
     table = distill.ablation_table(distill.ablation_accuracies(runs, DataLoader(data, batch_size=8)))
     assert list(table.index) == [
@@ -223,3 +223,57 @@ def test_run_ablation_trains_caches_and_tabulates(monkeypatch):
         distill.run_ablation(teacher, seeds=())
     with pytest.raises(ValueError, match="needs a teacher"):
         distill.train_student(distill.TOKEN_VARIANT, None)
+
+
+def _fake_students(monkeypatch) -> list:
+    """Replace the student and the data by small ones; returns the log of worker batches."""
+    torch.manual_seed(0)
+    data = TensorDataset(torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,)))
+    monkeypatch.setattr(
+        distill, "mnist_loaders", lambda batch_size, seed: (DataLoader(data, batch_size=16), DataLoader(data))
+    )
+    monkeypatch.setattr(distill, "tiny_deit", lambda distilled: _small_student(distilled))
+    batches = []
+
+    def in_this_process(function, jobs, workers, steps_per_job, desc):
+        batches.append({"jobs": [(job[0].slug, job[2]) for job in jobs], "workers": workers, "steps": steps_per_job})
+        reports = []
+        for job in jobs:
+            function(*job, report=lambda: reports.append(1))
+        assert len(reports) == len(jobs) * steps_per_job  # one report per epoch
+
+    monkeypatch.setattr(distill, "run_in_processes", in_this_process)
+    return batches
+
+
+def test_run_ablation_sends_only_uncached_students_to_the_workers(monkeypatch):
+    batches = _fake_students(monkeypatch)
+    teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    recipe = distill.Recipe(epochs=2, lr=1e-3)
+    variants = (distill.VARIANTS[0], distill.VARIANTS[2])
+    distill.run_ablation(teacher, seeds=(0,), variants=variants, recipe=recipe, workers=2)
+    assert batches == [{"jobs": [("none", 0), ("hard", 0)], "workers": 2, "steps": 2}]
+    runs = distill.run_ablation(teacher, seeds=(0, 1), variants=variants, recipe=recipe, workers=2)
+    assert batches[1]["jobs"] == [("none", 1), ("hard", 1)]  # seed 0 came from the cache
+    assert [len(run.history) for run in runs] == [2, 2, 2, 2]
+    distill.run_ablation(teacher, seeds=(0,), variants=variants, recipe=recipe, workers=2)
+    assert len(batches) == 2  # all cached: no workers
+    distill.run_ablation(teacher, seeds=(0,), variants=variants, recipe=recipe, workers=2, retrain=True)
+    assert batches[2]["jobs"] == [("none", 0), ("hard", 0)]
+
+
+def test_run_ablation_trains_in_this_process_when_workers_cannot_rebuild_the_teacher(monkeypatch, capsys):
+    batches = _fake_students(monkeypatch)
+    notebook_class = type("NotebookTeacher", (torch.nn.Sequential,), {"__module__": "__main__"})
+    teacher = notebook_class(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    runs = distill.run_ablation(teacher, seeds=(0, 1), variants=distill.VARIANTS[1:2], recipe=distill.Recipe(epochs=1))
+    assert batches == [] and len(runs) == 2
+    assert "NotebookTeacher is defined in this notebook" in capsys.readouterr().out
+
+
+def test_run_ablation_trains_real_students_in_two_worker_processes():
+    recipe = distill.Recipe(epochs=1)
+    runs = distill.run_ablation(SmallCNN(), seeds=(0, 1), variants=distill.VARIANTS[:1], recipe=recipe, workers=2)
+    assert [(run.seed, len(run.history)) for run in runs] == [(0, 1), (1, 1)]
+    assert runs[0].history[0]["test_acc"] > 10  # one epoch of the real recipe beats chance
+    assert not torch.equal(runs[0].model.head.weight, runs[1].model.head.weight)  # seeds differ

@@ -1,0 +1,109 @@
+"""Independent CPU jobs in worker processes, one thread each, behind one progress bar.
+
+Small models use threads poorly: their matrix products are too small to split well, so two
+one-thread processes training two models side by side finish sooner than one two-thread
+process training them in turn. Workers are *spawned* (not forked), which is safe from a
+Jupyter kernel and from OpenMP; a script that calls :func:`run_in_processes` therefore
+needs the usual ``if __name__ == "__main__":`` guard.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import queue
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+
+import torch
+from tqdm.auto import tqdm
+
+_progress: multiprocessing.Queue | None = None
+
+
+def default_workers(jobs: int) -> int:
+    """How many jobs to run at once: one per PyTorch thread (so ``OMP_NUM_THREADS=1`` keeps
+    everything in one process), one per CPU at most, and never more than there are jobs."""
+    return max(1, min(jobs, torch.get_num_threads(), os.cpu_count() or 1))
+
+
+def spawn_blocker(obj: object) -> str | None:
+    """Why ``obj`` cannot be sent to a spawned worker, or ``None`` when it can.
+
+    A spawned process starts from a fresh interpreter: it can rebuild objects whose classes
+    live in importable modules, not classes defined in a notebook (``__main__``).
+    """
+    modules = obj.modules() if isinstance(obj, torch.nn.Module) else [obj]
+    local = sorted({type(m).__name__ for m in modules if type(m).__module__ == "__main__"})
+    if local:
+        return f"{', '.join(local)} is defined in this notebook, so worker processes cannot import it"
+    try:
+        pickle.dumps(obj)
+    except Exception as error:  # pickle raises several types (PicklingError, TypeError, AttributeError)
+        return f"it cannot be pickled ({type(error).__name__}: {error})"
+    return None
+
+
+def _start_worker(progress: multiprocessing.Queue) -> None:
+    global _progress
+    _progress = progress
+    torch.set_num_threads(1)
+
+
+def _report_step() -> None:
+    _progress.put(1)
+
+
+def _run_job(function: Callable, args: tuple) -> object:
+    return function(*args, report=_report_step)
+
+
+def run_in_processes(
+    function: Callable,
+    jobs: Sequence[tuple],
+    workers: int,
+    steps_per_job: int,
+    desc: str = "jobs",
+) -> list:
+    """``function(*job, report=...)`` for every job, ``workers`` at a time, in job order.
+
+    ``function`` must be importable (a module-level function) and call ``report()`` once per
+    step; the bar counts ``steps_per_job`` steps per job. The first failing job cancels the
+    ones not yet started and its exception is raised here.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    context = multiprocessing.get_context("spawn")
+    progress = context.Queue()
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(progress,))
+    finished = False
+    try:
+        with tqdm(total=len(jobs) * steps_per_job, desc=desc) as bar:
+            futures = [pool.submit(_run_job, function, tuple(job)) for job in jobs]
+            while not all(future.done() for future in futures):
+                _raise_first_failure(futures)
+                _count_steps(progress, bar)
+            _raise_first_failure(futures)
+            _count_steps(progress, bar)
+        finished = True
+        return [future.result() for future in futures]
+    finally:
+        # after a failure or an interrupt, jobs not yet started are dropped at once
+        pool.shutdown(wait=finished, cancel_futures=not finished)
+
+
+def _count_steps(progress: multiprocessing.Queue, bar: tqdm) -> None:
+    """Advance the bar by the steps reported since the last call (waits ¼ s for the first)."""
+    try:
+        bar.update(progress.get(timeout=0.25))
+        while True:
+            bar.update(progress.get_nowait())
+    except queue.Empty:
+        pass
+
+
+def _raise_first_failure(futures: list[Future]) -> None:
+    for future in futures:
+        if future.done() and future.exception() is not None:
+            raise future.exception()

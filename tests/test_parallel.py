@@ -1,0 +1,53 @@
+import pytest
+import torch
+
+from deitlab import parallel
+from deitlab.models import SmallCNN
+
+
+def _square(x: int, report) -> int:
+    report()
+    report()
+    return x * x
+
+
+def _fail_on_two(x: int, report) -> int:
+    if x == 2:
+        raise ValueError(f"job {x} failed")
+    report()
+    return x
+
+
+def test_default_workers_follow_the_thread_budget(monkeypatch):
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert parallel.default_workers(12) == 1  # OMP_NUM_THREADS=1: everything in one process
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
+    assert parallel.default_workers(12) == 4
+    assert parallel.default_workers(3) == 3
+    assert parallel.default_workers(0) == 1
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
+    assert parallel.default_workers(12) == 2
+
+
+def test_spawn_blocker_names_what_a_worker_cannot_rebuild():
+    assert parallel.spawn_blocker(SmallCNN()) is None
+    assert parallel.spawn_blocker((1, "two")) is None
+    notebook_class = type("NotebookNet", (torch.nn.Module,), {"__module__": "__main__"})
+    holder = torch.nn.Sequential(torch.nn.Linear(2, 2), notebook_class())
+    assert "NotebookNet is defined in this notebook" in parallel.spawn_blocker(holder)
+    with_lambda = torch.nn.Linear(2, 2)
+    with_lambda.scale = lambda x: 2 * x
+    assert "cannot be pickled" in parallel.spawn_blocker(with_lambda)
+
+
+def test_run_in_processes_returns_results_in_job_order_and_counts_steps(capsys):
+    assert parallel.run_in_processes(_square, [(1,), (2,), (3,)], workers=2, steps_per_job=2) == [1, 4, 9]
+    assert "6/6" in capsys.readouterr().err  # every reported step reached the bar
+
+
+def test_run_in_processes_raises_the_jobs_error():
+    with pytest.raises(ValueError, match="job 2 failed"):
+        parallel.run_in_processes(_fail_on_two, [(1,), (2,)], workers=2, steps_per_job=1)
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        parallel.run_in_processes(_square, [(1,)], workers=0, steps_per_job=2)

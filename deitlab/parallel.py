@@ -2,11 +2,11 @@
 
 Small models use threads poorly: their matrix products are too small to split well, so two
 one-thread processes training two models side by side finish sooner than one two-thread
-process training them in turn (notebook 03's tiny DeiT on a 2-core CPU: an epoch takes
-~4.3 s with two threads, ~5 s with one thread while a second training runs beside it, so
-the pair of workers covers an epoch every 2.5–3 s). Workers are *spawned* (not forked), which is safe from a
-Jupyter kernel and from OpenMP; a script that calls :func:`run_in_processes` therefore
-needs the usual ``if __name__ == "__main__":`` guard.
+process training them in turn (notebook 03's tiny DeiT on a 2-core CPU: an epoch takes ~4.3
+s with two threads, ~5 s with one thread while a second training runs beside it, so the pair
+of workers covers an epoch every 2.5–3 s). Workers are *spawned* (not forked), which is safe
+from a Jupyter kernel and from OpenMP; a script that calls :func:`run_in_processes`
+therefore needs the usual ``if __name__ == "__main__":`` guard.
 """
 
 from __future__ import annotations

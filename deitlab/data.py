@@ -257,9 +257,15 @@ def mnist_subset(test_fraction: float = 0.2, seed: int = 0) -> tuple[TensorDatas
     return TensorDataset(x[~mask], y[~mask]), TensorDataset(x[mask], y[mask])
 
 
-def mnist_loaders(batch_size: int = 128, test_fraction: float = 0.2, seed: int = 0) -> tuple[DataLoader, DataLoader]:
-    """Seeded train (shuffled) and test loaders over :func:`mnist_subset`."""
-    train, test = mnist_subset(test_fraction, seed)
+def mnist_loaders(
+    batch_size: int = 128, test_fraction: float = 0.2, seed: int = 0, split_seed: int = 0
+) -> tuple[DataLoader, DataLoader]:
+    """Train (shuffled by ``seed``) and test loaders over :func:`mnist_subset` (split by ``split_seed``).
+
+    Runs that differ only in ``seed`` see the same held-out digits, so their test
+    accuracies compare — and no run is tested on digits another run trained on.
+    """
+    train, test = mnist_subset(test_fraction, split_seed)
     generator = torch.Generator().manual_seed(seed)
     return (
         DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator),

@@ -311,6 +311,7 @@ class Recipe:
     max_shift: int = 2  # random-shift augmentation, pixels
     alpha: float = 0.1  # λ of soft distillation (the DeiT paper's value)
     tau: float = 3.0  # temperature of soft distillation (the DeiT paper's value)
+    split_seed: int = 0  # the train/test split of every student, whatever its seed
 
     def fingerprint(self) -> str:
         """Short hash of the recipe and the tiny-DeiT architecture (part of cache names)."""
@@ -359,7 +360,7 @@ def train_student(
         return tiny_deit(distilled=variant.token)
 
     def train(model: nn.Module) -> list[dict]:
-        train_loader, test_loader = mnist_loaders(batch_size=recipe.batch_size, seed=seed)
+        train_loader, test_loader = mnist_loaders(batch_size=recipe.batch_size, seed=seed, split_seed=recipe.split_seed)
         loss = DistillationLoss(teacher, variant.mode, recipe.alpha, recipe.tau, recipe.max_shift)
         if variant.token:
             model.set_distilled_training(True)

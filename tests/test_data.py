@@ -187,3 +187,12 @@ def test_mnist_loaders_batches():
     images, labels = next(iter(train_loader))
     assert images.shape == (32, 1, 28, 28) and labels.dtype == torch.int64
     assert len(test_loader.dataset) == 1000
+
+
+def test_mnist_loaders_seed_shuffles_while_split_seed_picks_the_held_out_digits():
+    train_a, test_a = data.mnist_loaders(batch_size=64, seed=0)
+    train_b, test_b = data.mnist_loaders(batch_size=64, seed=1)
+    assert torch.equal(test_a.dataset.tensors[0], test_b.dataset.tensors[0])  # same held-out digits
+    assert not torch.equal(next(iter(train_a))[1], next(iter(train_b))[1])  # another order
+    _, test_c = data.mnist_loaders(batch_size=64, seed=0, split_seed=1)
+    assert not torch.equal(test_a.dataset.tensors[0], test_c.dataset.tensors[0])

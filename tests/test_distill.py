@@ -125,6 +125,12 @@ def _small_student(distilled: bool) -> torch.nn.Module:
     return tiny_deit(distilled=distilled, embed_dim=16, depth=2, num_heads=2, patch_size=7)
 
 
+def _use_small_students(monkeypatch) -> None:
+    """Train a smaller student (fast), cached under another fingerprint than the real one."""
+    monkeypatch.setattr(distill, "tiny_deit", lambda distilled: _small_student(distilled))
+    monkeypatch.setattr(distill, "TINY_DEIT_CONFIG", {"test": "small student"})
+
+
 def test_head_logits_of_a_token_student_fuse_the_softmaxes():
     model = _small_student(distilled=True)
     images = torch.randn(3, 1, 28, 28)
@@ -194,12 +200,11 @@ def test_run_ablation_trains_caches_and_tabulates(monkeypatch):
     images, labels = torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,))
     data = TensorDataset(images, labels)
     monkeypatch.setattr(
-        distill, "mnist_loaders", lambda batch_size, seed: (DataLoader(data, batch_size=16), DataLoader(data))
+        distill,
+        "mnist_loaders",
+        lambda batch_size, seed, split_seed: (DataLoader(data, batch_size=16), DataLoader(data)),
     )
-    monkeypatch.setattr(distill, "TINY_DEIT_CONFIG", {})  # part of the fingerprint only
-    monkeypatch.setattr(
-        distill, "tiny_deit", lambda distilled: _small_student(distilled)
-    )  # a smaller student keeps the test fast
+    _use_small_students(monkeypatch)
     teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
     recipe = distill.Recipe(epochs=1)
     variants = (distill.VARIANTS[0], distill.TOKEN_VARIANT)
@@ -230,9 +235,11 @@ def _fake_students(monkeypatch) -> list:
     torch.manual_seed(0)
     data = TensorDataset(torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,)))
     monkeypatch.setattr(
-        distill, "mnist_loaders", lambda batch_size, seed: (DataLoader(data, batch_size=16), DataLoader(data))
+        distill,
+        "mnist_loaders",
+        lambda batch_size, seed, split_seed: (DataLoader(data, batch_size=16), DataLoader(data)),
     )
-    monkeypatch.setattr(distill, "tiny_deit", lambda distilled: _small_student(distilled))
+    _use_small_students(monkeypatch)
     batches = []
 
     def in_this_process(function, jobs, workers, steps_per_job, desc):
@@ -244,6 +251,23 @@ def _fake_students(monkeypatch) -> list:
 
     monkeypatch.setattr(distill, "run_in_processes", in_this_process)
     return batches
+
+
+def test_every_student_is_tested_on_the_same_held_out_digits(monkeypatch):
+    splits = []
+    data = TensorDataset(torch.randn(32, 1, 28, 28), torch.randint(0, 10, (32,)))
+
+    def loaders(batch_size, seed, split_seed):
+        splits.append((seed, split_seed))
+        return DataLoader(data, batch_size=16), DataLoader(data)
+
+    monkeypatch.setattr(distill, "mnist_loaders", loaders)
+    _use_small_students(monkeypatch)
+    distill.run_ablation(
+        None, seeds=(0, 1, 2), variants=distill.VARIANTS[:1], recipe=distill.Recipe(epochs=1), retrain=True, workers=1
+    )
+    assert splits == [(0, 0), (1, 0), (2, 0)]
+    assert distill.Recipe(split_seed=1).fingerprint() != distill.Recipe().fingerprint()
 
 
 def test_run_ablation_sends_only_uncached_students_to_the_workers(monkeypatch):

@@ -290,7 +290,9 @@ def test_run_ablation_trains_in_this_process_when_workers_cannot_rebuild_the_tea
     batches = _fake_students(monkeypatch)
     notebook_class = type("NotebookTeacher", (torch.nn.Sequential,), {"__module__": "__main__"})
     teacher = notebook_class(torch.nn.Flatten(), torch.nn.Linear(784, 10))
-    runs = distill.run_ablation(teacher, seeds=(0, 1), variants=distill.VARIANTS[1:2], recipe=distill.Recipe(epochs=1))
+    runs = distill.run_ablation(
+        teacher, seeds=(0, 1), variants=distill.VARIANTS[1:2], recipe=distill.Recipe(epochs=1), workers=2
+    )
     assert batches == [] and len(runs) == 2
     assert "NotebookTeacher is defined in this notebook" in capsys.readouterr().out
 

@@ -12,6 +12,7 @@ therefore needs the usual ``if __name__ == "__main__":`` guard.
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.queues
 import os
 import pickle
 import queue
@@ -21,7 +22,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 import torch
 from tqdm.auto import tqdm
 
-_progress: multiprocessing.Queue | None = None
+_progress: multiprocessing.queues.Queue | None = None
 
 
 def default_workers(jobs: int) -> int:
@@ -47,7 +48,7 @@ def spawn_blocker(obj: object) -> str | None:
     return None
 
 
-def _start_worker(progress: multiprocessing.Queue) -> None:
+def _start_worker(progress: multiprocessing.queues.Queue) -> None:
     global _progress
     _progress = progress
     torch.set_num_threads(1)
@@ -95,7 +96,7 @@ def run_in_processes(
         pool.shutdown(wait=finished, cancel_futures=not finished)
 
 
-def _count_steps(progress: multiprocessing.Queue, bar: tqdm) -> None:
+def _count_steps(progress: multiprocessing.queues.Queue, bar: tqdm) -> None:
     """Advance the bar by the steps reported since the last call (waits ¼ s for the first)."""
     try:
         bar.update(progress.get(timeout=0.25))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.queues
+import multiprocessing.synchronize
 import os
 import pickle
 import queue
@@ -21,8 +22,6 @@ from concurrent.futures import Future, ProcessPoolExecutor
 
 import torch
 from tqdm.auto import tqdm
-
-_progress: multiprocessing.queues.Queue | None = None
 
 
 def default_workers(jobs: int) -> int:
@@ -48,17 +47,32 @@ def spawn_blocker(obj: object) -> str | None:
     return None
 
 
-def _start_worker(progress: multiprocessing.queues.Queue) -> None:
-    global _progress
-    _progress = progress
+class JobStopped(RuntimeError):
+    """Raised inside a worker's job when the run it belongs to was interrupted or failed."""
+
+
+_progress: multiprocessing.queues.Queue | None = None
+_stop: multiprocessing.synchronize.Event | None = None
+
+
+def _start_worker(progress: multiprocessing.queues.Queue, stop: multiprocessing.synchronize.Event) -> None:
+    global _progress, _stop
+    _progress, _stop = progress, stop
     torch.set_num_threads(1)
 
 
+def _raise_if_stopped() -> None:
+    if _stop.is_set():
+        raise JobStopped("the run was interrupted, or another job failed")
+
+
 def _report_step() -> None:
+    _raise_if_stopped()
     _progress.put(1)
 
 
 def _run_job(function: Callable, args: tuple) -> object:
+    _raise_if_stopped()
     return function(*args, report=_report_step)
 
 
@@ -72,14 +86,15 @@ def run_in_processes(
     """``function(*job, report=...)`` for every job, ``workers`` at a time, in job order.
 
     ``function`` must be importable (a module-level function) and call ``report()`` once per
-    step; the bar counts ``steps_per_job`` steps per job. The first failing job cancels the
-    ones not yet started and its exception is raised here.
+    step; the bar counts ``steps_per_job`` steps per job. The first failing job — or an
+    interrupt (Jupyter's stop button) — stops the others at their next ``report()`` and
+    drops the ones not yet started; a job's exception is raised here.
     """
     if workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}")
     context = multiprocessing.get_context("spawn")
-    progress = context.Queue()
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(progress,))
+    progress, stop = context.Queue(), context.Event()
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=(progress, stop))
     finished = False
     try:
         with tqdm(total=len(jobs) * steps_per_job, desc=desc) as bar:
@@ -92,7 +107,8 @@ def run_in_processes(
         finished = True
         return [future.result() for future in futures]
     finally:
-        # after a failure or an interrupt, jobs not yet started are dropped at once
+        if not finished:  # a failure or an interrupt: free the CPU now
+            stop.set()
         pool.shutdown(wait=finished, cancel_futures=not finished)
 
 

@@ -1,3 +1,6 @@
+import time
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -16,6 +19,17 @@ def _fail_on_two(x: int, report) -> int:
         raise ValueError(f"job {x} failed")
     report()
     return x
+
+
+def _finish_or_fail(mode: str, folder: Path, report) -> None:
+    if mode == "fail":
+        time.sleep(1.0)
+        raise ValueError("the quick job failed")
+    (folder / "started").touch()
+    for _ in range(30):  # 3 s unless stopped
+        time.sleep(0.1)
+        report()
+    (folder / "finished").touch()
 
 
 def test_default_workers_follow_the_thread_budget(monkeypatch):
@@ -51,3 +65,13 @@ def test_run_in_processes_raises_the_jobs_error():
         parallel.run_in_processes(_fail_on_two, [(1,), (2,)], workers=2, steps_per_job=1)
     with pytest.raises(ValueError, match="workers must be at least 1"):
         parallel.run_in_processes(_square, [(1,)], workers=0, steps_per_job=2)
+
+
+def test_a_failing_job_stops_the_running_ones_at_their_next_report(tmp_path):
+    with pytest.raises(ValueError, match="the quick job failed"):
+        parallel.run_in_processes(
+            _finish_or_fail, [("slow", tmp_path), ("fail", tmp_path)], workers=2, steps_per_job=30
+        )
+    started = (tmp_path / "started").stat().st_mtime
+    time.sleep(max(0.0, started + 5 - time.time()))  # unstopped, the slow job would have finished by now
+    assert not (tmp_path / "finished").exists()

@@ -23,7 +23,10 @@ def _fail_on_two(x: int, report) -> int:
 
 def _finish_or_fail(mode: str, folder: Path, report) -> None:
     if mode == "fail":
-        time.sleep(1.0)
+        deadline = time.time() + 20
+        while not (folder / "started").exists() and time.time() < deadline:
+            time.sleep(0.05)  # fail only once the slow job is running
+        time.sleep(0.5)
         raise ValueError("the quick job failed")
     (folder / "started").touch()
     for _ in range(30):  # 3 s unless stopped

@@ -80,6 +80,8 @@ def soft_distillation_loss(
     ``α`` is the paper's λ. The KL goes from the teacher's softened distribution to the
     student's (PyTorch's ``kl_div(log q_student, p_teacher)``); the ``τ²`` keeps its
     gradient on the same scale as the cross-entropy's whatever the temperature.
+    The DeiT reference code divides the summed KL by batch × classes instead (its
+    issue 61), which makes its effective λ ``num_classes`` times smaller.
     """
     _check_logits("student_logits", student_logits, labels)
     _check_teacher(teacher_logits, student_logits)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from deitlab.env import cache_dir, package_versions
+from deitlab.env import cache_dir, onednn_int8_matmul, package_versions
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,8 @@ def _probe_torchao(workdir: str) -> str:
     model = _TinyNet()
     quantize_(model, Int8DynamicActivationInt8WeightConfig())
     model(*_example())
-    return "quantize_ with int8 dynamic activations + int8 weights ran"
+    kernel = "oneDNN (AVX512-VNNI)" if onednn_int8_matmul() else "a slow reference loop (no AVX512-VNNI or no oneDNN)"
+    return f"quantize_ with int8 dynamic activations + int8 weights ran; in eager mode its int8 matmul runs {kernel}"
 
 
 def _probe_executorch(workdir: str) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.metadata
 import os
 import platform
 import socket
 import threading
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -99,18 +101,47 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
-def cpu_features() -> dict[str, bool]:
-    """Which speed-relevant ISA extensions this CPU reports (Linux /proc/cpuinfo)."""
+def _cpu_flags() -> set[str]:
     flags: set[str] = set()
     for line in _cpuinfo_text().splitlines():
         if line.lower().startswith(("flags", "features")):
             flags.update(line.split(":", 1)[1].split())
+    return flags
+
+
+def cpu_features() -> dict[str, bool]:
+    """Which speed-relevant ISA extensions this CPU reports (Linux /proc/cpuinfo)."""
+    flags = _cpu_flags()
     is_arm = platform.machine().lower() in {"arm64", "aarch64"}
     return {
         name: any(flag in flags for flag in names)
         for name, names in SPEED_FEATURES.items()
         if (name == "NEON") == is_arm
     }
+
+
+def onednn_int8_matmul() -> bool:
+    """Whether ``torch._int_mm`` — torchao's eager int8 × int8 matmul on CPU — runs oneDNN here.
+
+    PyTorch takes oneDNN's int8 kernel only when oneDNN is built in and enabled
+    (``torch.backends.mkldnn``) and the CPU has AVX512-VNNI; everywhere else it runs a
+    plain reference loop, tens of times slower than an fp32 ``torch.mm``.
+    """
+    if not (torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled):
+        return False
+    torch_probe = getattr(torch.cpu, "_is_vnni_supported", None)  # the check PyTorch itself makes
+    return bool(torch_probe()) if torch_probe is not None else "avx512_vnni" in _cpu_flags()
+
+
+@contextlib.contextmanager
+def onednn_disabled() -> Iterator[None]:
+    """Switch oneDNN off inside the block, as on a build or CPU without it; restores the setting."""
+    was_enabled = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = was_enabled
 
 
 def gpu_name() -> str | None:

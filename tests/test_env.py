@@ -22,6 +22,36 @@ def test_cpu_features_report_booleans_for_known_names():
     assert set(features) <= set(env.SPEED_FEATURES)
 
 
+def test_onednn_int8_matmul_needs_onednn_enabled():
+    was_enabled = torch.backends.mkldnn.enabled
+    with env.onednn_disabled():
+        assert torch.backends.mkldnn.enabled is False
+        assert env.onednn_int8_matmul() is False
+    assert torch.backends.mkldnn.enabled is was_enabled
+
+
+def test_onednn_disabled_restores_the_setting_after_an_error():
+    with pytest.raises(KeyError), env.onednn_disabled():
+        raise KeyError("boom")
+    assert torch.backends.mkldnn.enabled is True
+
+
+def test_onednn_int8_matmul_follows_torchs_vnni_check(monkeypatch):
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cpu, "_is_vnni_supported", lambda: False, raising=False)
+    assert env.onednn_int8_matmul() is False
+    monkeypatch.setattr(torch.cpu, "_is_vnni_supported", lambda: True, raising=False)
+    assert env.onednn_int8_matmul() is True
+
+
+@pytest.mark.parametrize(("flags", "expected"), [("avx2 avx512_vnni", True), ("avx2 avx_vnni", False)])
+def test_onednn_int8_matmul_reads_cpuinfo_without_torchs_probe(monkeypatch, flags, expected):
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
+    monkeypatch.delattr(torch.cpu, "_is_vnni_supported", raising=False)
+    monkeypatch.setattr(env, "_cpuinfo_text", lambda: f"flags\t\t: {flags}\n")
+    assert env.onednn_int8_matmul() is expected
+
+
 def test_cpu_model_is_a_non_empty_string():
     assert env.cpu_model().strip()
 

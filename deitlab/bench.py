@@ -45,6 +45,7 @@ class Variant:
     family: str  # "tutorial" or "modern"
     build: Builder
     thread_bound: bool = False  # the runner fixes its thread count when built (ONNX Runtime)
+    precision: str = "fp32"  # the arithmetic of its matmuls: "fp32", "bf16" or "int8"
 
 
 def _artifact_runner(artifact: export.Artifact) -> export.Artifact:
@@ -171,18 +172,32 @@ VARIANTS: dict[str, Variant] = {
     for v in (
         Variant("eager-fp32", "original model (eager fp32)", "tutorial", _eager),
         Variant("scripted", "scripted model (TorchScript)", "tutorial", _scripted),
-        Variant("scripted-int8", "scripted & quantized (dynamic int8)", "tutorial", _scripted_int8),
-        Variant("scripted-int8-mobile", "scripted & quantized & optimized", "tutorial", _scripted_int8_mobile),
-        Variant("lite", "lite model (lite interpreter)", "tutorial", _lite),
-        Variant("eager-int8", "quantize_dynamic int8 (eager)", "modern", _eager_int8),
-        Variant("eager-bf16", "eager bf16", "modern", _eager_bf16),
+        Variant("scripted-int8", "scripted & quantized (dynamic int8)", "tutorial", _scripted_int8, precision="int8"),
+        Variant(
+            "scripted-int8-mobile",
+            "scripted & quantized & optimized",
+            "tutorial",
+            _scripted_int8_mobile,
+            precision="int8",
+        ),
+        Variant("lite", "lite model (lite interpreter)", "tutorial", _lite, precision="int8"),
+        Variant("eager-int8", "quantize_dynamic int8 (eager)", "modern", _eager_int8, precision="int8"),
+        Variant("eager-bf16", "eager bf16", "modern", _eager_bf16, precision="bf16"),
         Variant("compile", "torch.compile (inductor)", "modern", _compiled),
-        Variant("torchao-int8", "torchao int8 dynamic", "modern", _torchao("Int8DynamicActivationInt8WeightConfig")),
-        Variant("torchao-int8wo", "torchao int8 weight-only", "modern", _torchao("Int8WeightOnlyConfig")),
+        Variant(
+            "torchao-int8",
+            "torchao int8 dynamic",
+            "modern",
+            _torchao("Int8DynamicActivationInt8WeightConfig"),
+            precision="int8",
+        ),
+        Variant(
+            "torchao-int8wo", "torchao int8 weight-only", "modern", _torchao("Int8WeightOnlyConfig"), precision="int8"
+        ),
         Variant("ort-fp32", "ONNX Runtime fp32", "modern", _onnx(False), thread_bound=True),
-        Variant("ort-int8", "ONNX Runtime int8", "modern", _onnx(True), thread_bound=True),
+        Variant("ort-int8", "ONNX Runtime int8", "modern", _onnx(True), thread_bound=True, precision="int8"),
         Variant("executorch-fp32", "ExecuTorch XNNPACK fp32", "modern", _executorch(False)),
-        Variant("executorch-int8", "ExecuTorch XNNPACK int8", "modern", _executorch(True)),
+        Variant("executorch-int8", "ExecuTorch XNNPACK int8", "modern", _executorch(True), precision="int8"),
     )
 }
 TUTORIAL_VARIANTS = tuple(name for name, v in VARIANTS.items() if v.family == "tutorial")
@@ -260,6 +275,7 @@ def _row(model_name: str, variant: Variant, batch: int, threads: int, **values) 
         "variant": variant.name,
         "label": variant.label,
         "family": variant.family,
+        "precision": variant.precision,
         "batch": batch,
         "threads": threads,
         "device": "cpu",

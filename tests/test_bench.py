@@ -89,6 +89,15 @@ def test_run_benchmark_tidy_frame(tiny):
     assert (mobile.status == "unavailable").all() and (mobile.reason == "probe").all()
     bf16 = df[df.variant == "eager-bf16"].iloc[0]
     assert bf16.status == ("ok" if bench.has_fast_bf16() else "unavailable")
+    assert dict(zip(df.variant, df.precision)) == {
+        "eager-fp32": "fp32", "eager-int8": "int8", "eager-bf16": "bf16", "scripted-int8-mobile": "int8"
+    }  # fmt: skip
+
+
+def test_every_variant_names_its_precision():
+    for name, variant in bench.VARIANTS.items():
+        expected = "int8" if "int8" in name or name == "lite" else "bf16" if "bf16" in name else "fp32"
+        assert variant.precision == expected, name
 
 
 def test_parity_failure_is_not_timed(tiny, monkeypatch):

@@ -102,9 +102,11 @@ cpp-demo: setup
 clean:
 	rm -rf build .pytest_cache
 
-# Re-execute notebooks in place (offline, as CI does), then strip: refreshes the
-# kept, CI-checked outputs. NB=notebooks/03_*.ipynb limits it to some notebooks.
+# Re-execute notebooks in place (offline, as CI does), strip, then stamp each kept output
+# with its cell's source fingerprint (a test fails when a cell changes after that).
+# NB=notebooks/03_*.ipynb limits it to some notebooks.
 NB ?= $(NOTEBOOKS) $(SOLUTIONS)
 refresh: setup
 	HF_HUB_OFFLINE=1 $(BIN)/jupyter nbconvert --to notebook --execute --inplace $(NB) --log-level WARN
 	$(MAKE) strip
+	$(BIN)/python -m deitlab.nbtools stamp $(NB)

@@ -3,11 +3,20 @@
 ``python -m deitlab.nbtools sync NOTEBOOK...`` rewrites the Colab badge and install
 cell from ``deitlab._project`` and numbers the cells whose output is kept (nbval
 refuses kept outputs on a cell without an execution count);
+``python -m deitlab.nbtools stamp NOTEBOOK...`` records, on every kept output, a
+fingerprint of the cell source that produced it (``make refresh`` runs it right after
+executing the notebooks);
 ``python -m deitlab.nbtools check NOTEBOOK...`` lists every problem (exit 1 if any).
+
+Two kinds of output are kept (cell metadata ``keep_output``): *checked* outputs, whose
+source carries ``# NBVAL_CHECK_OUTPUT`` and which nbval compares, and *shown* outputs
+(the key figures and tables from the reference run), which nbval does not compare. Both
+carry the source fingerprint, so a cell edited after its output was kept is reported.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import sys
@@ -20,6 +29,8 @@ _INSTALL = re.compile(r"pip install -q \"deitlab\[[^\]]*\] @ git\+[^\"]*\"")
 COLAB_TAG = "colab"
 KEEP_FLAG = "keep_output"
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+#: Cell metadata key of the kit; ``source_sha256`` inside it fingerprints a kept output's source.
+META_KEY = "deitlab"
 
 
 def _repo_path(notebook: Path) -> str:
@@ -30,6 +41,15 @@ def _repo_path(notebook: Path) -> str:
 def _source(cell: dict) -> str:
     src = cell.get("source", "")
     return "".join(src) if isinstance(src, list) else src
+
+
+def source_fingerprint(cell: dict) -> str:
+    """Short SHA-256 of a cell's source: what produced the output that is kept with it."""
+    return hashlib.sha256(_source(cell).encode("utf-8")).hexdigest()[:16]
+
+
+def _stored_fingerprint(cell: dict) -> str | None:
+    return cell.get("metadata", {}).get(META_KEY, {}).get("source_sha256")
 
 
 def expected_links(notebook: Path) -> tuple[str, str]:
@@ -54,10 +74,10 @@ def problems(notebook: str | Path) -> list[str]:
         kept = bool(cell.get("metadata", {}).get(KEEP_FLAG))
         if cell.get("outputs") and not kept:
             found.append(f"{notebook}: cell {index} has outputs but no {KEEP_FLAG!r} flag (run `make strip`)")
-        if kept and CHECK_MARK not in _source(cell):
-            found.append(f"{notebook}: cell {index} keeps its output but is not marked {CHECK_MARK}")
         if kept and not cell.get("outputs"):
             found.append(f"{notebook}: cell {index} is flagged {KEEP_FLAG!r} but has no output (run `make refresh`)")
+        elif kept and _stored_fingerprint(cell) != source_fingerprint(cell):
+            found.append(f"{notebook}: cell {index} was edited after its output was kept (run `make refresh`)")
         if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
             found.append(f"{notebook}: cell {index} stores an error output")
     return found
@@ -88,16 +108,32 @@ def sync(notebook: str | Path) -> bool:
     return False
 
 
+def stamp(notebook: str | Path) -> bool:
+    """Fingerprint the source of every kept output (after a fresh run); True if changed."""
+    notebook = Path(notebook)
+    text = notebook.read_text(encoding="utf-8")
+    data = json.loads(text)
+    for cell in data["cells"]:
+        if cell["cell_type"] == "code" and cell.get("metadata", {}).get(KEEP_FLAG) and cell.get("outputs"):
+            cell["metadata"].setdefault(META_KEY, {})["source_sha256"] = source_fingerprint(cell)
+    new_text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+    if new_text != text:
+        notebook.write_text(new_text, encoding="utf-8")
+        return True
+    return False
+
+
 def main(argv: list[str]) -> int:
-    """``sync`` or ``check`` the given notebooks."""
-    if len(argv) < 2 or argv[0] not in {"sync", "check"}:
-        print("usage: python -m deitlab.nbtools sync|check NOTEBOOK...", file=sys.stderr)
+    """``sync``, ``stamp`` or ``check`` the given notebooks."""
+    if len(argv) < 2 or argv[0] not in {"sync", "stamp", "check"}:
+        print("usage: python -m deitlab.nbtools sync|stamp|check NOTEBOOK...", file=sys.stderr)
         return 2
     command, paths = argv[0], argv[1:]
-    if command == "sync":
+    if command in {"sync", "stamp"}:
+        rewrite = sync if command == "sync" else stamp
         for path in paths:
-            if sync(path):
-                print(f"synced {path}")
+            if rewrite(path):
+                print(f"{command}ed {path}")
         return 0
     issues = [p for path in paths for p in problems(path)]
     print("\n".join(issues) or "all notebooks in sync")

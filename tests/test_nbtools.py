@@ -65,6 +65,7 @@ def test_sync_rewrites_stale_links_and_numbers_kept_cells(tmp_path):
     path = _notebook(tmp_path, cells)
     assert nbtools.problems(path)
     assert nbtools.sync(path) is True
+    nbtools.stamp(path)
     assert nbtools.problems(path) == []
     assert nbtools.sync(path) is False
     stored = json.loads(path.read_text())["cells"]
@@ -92,9 +93,28 @@ def test_problems_flags_unstripped_and_unchecked_outputs(tmp_path):
     ]
     found = "\n".join(nbtools.problems(_notebook(tmp_path, cells)))
     assert "cell 2 has outputs but no 'keep_output'" in found
-    assert "cell 3 keeps its output but is not marked" in found
+    assert "cell 3 was edited after its output was kept" in found
     assert "cell 4 is flagged 'keep_output' but has no output" in found
     assert "cell 5 stores an error output" in found
+
+
+def test_stamp_ties_kept_outputs_to_their_source(tmp_path):
+    badge = colab_badge("notebooks/99_demo.ipynb")
+    shown = _cell(
+        "code",
+        "plot()",
+        metadata={"keep_output": True},
+        outputs=[{"output_type": "display_data", "data": {"text/plain": "<Figure>"}, "metadata": {}}],
+    )
+    path = _notebook(tmp_path, [*_good_cells(badge), shown])
+    assert "cell 2 was edited after its output was kept" in "\n".join(nbtools.problems(path))
+    assert nbtools.stamp(path) is True
+    assert nbtools.stamp(path) is False
+    assert nbtools.problems(path) == []  # a shown output (no NBVAL mark) is fine once stamped
+    data = json.loads(path.read_text())
+    data["cells"][2]["source"] = "plot(changed=True)"
+    path.write_text(json.dumps(data))
+    assert "cell 2 was edited after its output was kept" in "\n".join(nbtools.problems(path))
 
 
 def test_main_reports_usage_and_exit_codes(tmp_path, capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from datetime import datetime, timezone
 
 import torch
 
@@ -38,14 +39,18 @@ _started = time.perf_counter()
 
 
 def setup_notebook(seed: int = 0, threads: int | None = None) -> str:
-    """Seed everything, fix the thread count, quiet known warnings; print the status line."""
+    """Seed everything, fix the thread count, quiet known warnings; print the status line.
+
+    The line ends with the date and time of the run, so the kept output of this cell
+    names the reference run that produced a notebook's kept figures and tables.
+    """
     global _started
     _started = time.perf_counter()
     quiet_known_warnings()
     seed_everything(seed)
     if threads is not None:
         torch.set_num_threads(threads)
-    line = status_line()
+    line = f"{status_line()} · run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
     print(line)
     return line
 

@@ -1,3 +1,4 @@
+import re
 import warnings
 
 import torch
@@ -11,6 +12,7 @@ def test_setup_notebook_prints_status_and_seeds(capsys):
     notebook.setup_notebook(seed=5)
     assert torch.equal(first, torch.randn(3))
     assert line in capsys.readouterr().out
+    assert re.search(r" · run \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC$", line)  # names the reference run
     assert "ran in" in notebook.elapsed()
 
 

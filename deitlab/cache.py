@@ -109,6 +109,12 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _fsync_replace(source: Path, target: Path) -> None:
     """Flush ``source`` to disk, then rename it over ``target`` (atomic on one file system)."""
     with open(source, "rb+") as handle:
@@ -128,6 +134,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide a shared (classroom) cache from other users
     try:
         write(tmp)
         _fsync_replace(tmp, path)

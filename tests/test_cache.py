@@ -92,6 +92,18 @@ def test_get_or_build_builds_once_and_records_metadata(tmp_path, monkeypatch):
     assert cache.lookup("things", "greeting", {"words": 3}) is None
 
 
+def test_entries_are_readable_by_other_users(tmp_path, monkeypatch):
+    """A classroom cache is prepared by one account and read by others (mkstemp alone writes mode 0600)."""
+    monkeypatch.setenv("DEITLAB_CACHE", str(tmp_path))
+    old = os.umask(0o022)
+    try:
+        entry = cache.get_or_build("things", "shared", {}, _write_text("x"), ["data.txt"])
+    finally:
+        os.umask(old)
+    for path in (entry.folder, entry.path("data.txt"), entry.folder / cache.METADATA):
+        assert path.stat().st_mode & 0o044 == 0o044, path
+
+
 def test_bad_arguments_are_clear_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("DEITLAB_CACHE", str(tmp_path))
     build = _write_text("x")

@@ -232,10 +232,10 @@ def _announce(message: str) -> None:
 # --- building ----------------------------------------------------------------------------
 
 
-def _not_writable(folder: Path, exc: OSError) -> CacheError:
+def _not_writable(entry: Path, exc: OSError) -> CacheError:
     reason = exc.strerror or type(exc).__name__
     return CacheError(
-        f"deitlab cache: {folder} is not writable ({reason}), so {exc.filename or 'an entry'} cannot be built there; "
+        f"deitlab cache: {entry.parent} is not writable ({reason}), so the entry {entry.name} cannot be built there; "
         "set DEITLAB_CACHE to a writable folder"
     )
 
@@ -250,7 +250,7 @@ def _build_lock(folder: Path) -> Iterator[None]:
         folder.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o666))
     except OSError as exc:
-        raise _not_writable(folder.parent, exc) from None
+        raise _not_writable(folder, exc) from None
     with FileLock(str(lock_file)):
         yield
 
@@ -275,7 +275,7 @@ def _build(kind: str, folder: Path, key: dict, build: Callable[[Path], dict | No
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.staging-", dir=folder.parent))
     except OSError as exc:
-        raise _not_writable(folder.parent, exc) from None
+        raise _not_writable(folder, exc) from None
     try:
         started = time.perf_counter()
         payload = build(staging) or {}

@@ -346,7 +346,7 @@ def export_lite_interpreter(
             _jit_load(scripted.path)._save_for_lite_interpreter(str(target))
 
     key = {"source": cache.sha256_file(scripted.path), "method": "lite interpreter"}
-    path, seconds, _, _ = _export_once(f"{scripted.path.stem}-lite.ptl", key, save, True, path)
+    path, seconds, _, _ = _export_once(f"{scripted.path.stem}.ptl", key, save, True, path)
 
     def load() -> Runner:
         return _load_for_lite_interpreter(str(path))

@@ -130,6 +130,9 @@ PROBES: dict[str, Callable[[str], str]] = {
 }
 
 
+_TIMED_OUT = "probe did not finish within"
+
+
 def _short_reason(exc: BaseException) -> str:
     """First meaningful line of an exception, trimmed for a table cell."""
     if isinstance(exc, ModuleNotFoundError):
@@ -158,7 +161,7 @@ def _probe_in_subprocess(name: str, timeout: float) -> Capability:
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
-        return Capability(name, False, f"probe did not finish within {timeout:.0f} s")
+        return Capability(name, False, f"{_TIMED_OUT} {timeout:.0f} s")
     for line in reversed(done.stdout.splitlines()):
         if line.startswith("{"):
             return Capability(**json.loads(line))
@@ -182,10 +185,20 @@ def _probe_all(timeout: float) -> tuple[Capability, ...]:
         return tuple(pool.map(lambda n: _probe_in_subprocess(n, timeout), PROBES))
 
 
+class _ProbeTimedOut(Exception):
+    """A probe hit its time limit (a busy machine, not a verdict): the results are not cached."""
+
+    def __init__(self, results: tuple[Capability, ...]) -> None:
+        super().__init__("a probe timed out")
+        self.results = results
+
+
 def _probe_and_save(timeout: float) -> Callable[[Path], None]:
     def build(staging: Path) -> None:
-        rows = [asdict(c) for c in _probe_all(timeout)]
-        (staging / RESULTS).write_text(json.dumps(rows, indent=1))
+        results = _probe_all(timeout)
+        if any(c.reason.startswith(_TIMED_OUT) for c in results):
+            raise _ProbeTimedOut(results)
+        (staging / RESULTS).write_text(json.dumps([asdict(c) for c in results], indent=1))
 
     return build
 
@@ -220,6 +233,10 @@ def capabilities(timeout: float = 120.0, refresh: bool = False) -> tuple[Capabil
     except cache.CacheError as exc:
         print(f"{exc} (probing without the cache)", file=sys.stderr)
         results = _probe_all(timeout)
+    except _ProbeTimedOut as timed_out:
+        slow = ", ".join(c.name for c in timed_out.results if c.reason.startswith(_TIMED_OUT))
+        print(f"deitlab capabilities: {slow} timed out; these results are kept for this process only", file=sys.stderr)
+        results = timed_out.results
     _in_process[memo] = results
     return results
 

@@ -92,6 +92,20 @@ def test_a_garbled_capabilities_file_is_probed_again_with_a_notice(fake_probes, 
     assert len(again) == len(caps.PROBES) and len(fake_probes) == 2 * len(caps.PROBES)
 
 
+def test_a_timed_out_probe_is_not_cached(fake_probes, monkeypatch, tmp_path, capfd):
+    def slow(name, timeout):
+        fake_probes.append(name)
+        return caps.Capability(name, False, f"probe did not finish within {timeout:.0f} s")
+
+    monkeypatch.setattr(caps, "_probe_in_subprocess", slow)
+    assert not any(c.available for c in caps.capabilities())
+    assert "timed out; these results are kept for this process only" in capfd.readouterr().err
+    assert not list(tmp_path.glob("capabilities/probes-*/*"))
+    monkeypatch.setattr(caps, "_in_process", {})  # a new process, on a machine that is idle again
+    monkeypatch.setattr(caps, "_probe_in_subprocess", lambda name, timeout: caps.Capability(name, True, "ok"))
+    assert all(c.available for c in caps.capabilities())
+
+
 def test_an_unwritable_cache_still_probes(fake_probes, monkeypatch, capfd):
     def unwritable(*args, **kwargs):
         raise caps.cache.CacheError("deitlab cache: /x is not writable")

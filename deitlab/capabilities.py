@@ -8,8 +8,6 @@ Run one probe by hand with ``python -m deitlab.capabilities <name>``.
 from __future__ import annotations
 
 import concurrent.futures
-import functools
-import hashlib
 import json
 import os
 import subprocess
@@ -22,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from deitlab.env import cache_dir, onednn_int8_matmul, package_versions
+from deitlab import cache
+from deitlab.env import onednn_int8_matmul, package_versions
 
 
 @dataclass(frozen=True)
@@ -131,6 +130,9 @@ PROBES: dict[str, Callable[[str], str]] = {
 }
 
 
+_TIMED_OUT = "probe did not finish within"
+
+
 def _short_reason(exc: BaseException) -> str:
     """First meaningful line of an exception, trimmed for a table cell."""
     if isinstance(exc, ModuleNotFoundError):
@@ -159,7 +161,7 @@ def _probe_in_subprocess(name: str, timeout: float) -> Capability:
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
-        return Capability(name, False, f"probe did not finish within {timeout:.0f} s")
+        return Capability(name, False, f"{_TIMED_OUT} {timeout:.0f} s")
     for line in reversed(done.stdout.splitlines()):
         if line.startswith("{"):
             return Capability(**json.loads(line))
@@ -167,26 +169,75 @@ def _probe_in_subprocess(name: str, timeout: float) -> Capability:
     return Capability(name, False, f"probe process died (exit {done.returncode}): {tail[:160]}")
 
 
-def _disk_cache_path() -> Path:
-    """Cache file for the probe results of this interpreter and these package versions."""
-    key = json.dumps([sys.executable, sorted(package_versions().items())])
-    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return cache_dir() / f"capabilities-{digest}.json"
+#: The data file of the capabilities cache entry.
+RESULTS = "capabilities.json"
+
+_in_process: dict[str, tuple[Capability, ...]] = {}  # cache key (JSON) -> results of this process
 
 
-@functools.cache
+def _cache_key() -> dict:
+    """What the probe results depend on: this interpreter, the installed versions and the probes."""
+    return {"python": sys.executable, "packages": package_versions(), "probes": list(PROBES)}
+
+
+def _probe_all(timeout: float) -> tuple[Capability, ...]:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        return tuple(pool.map(lambda n: _probe_in_subprocess(n, timeout), PROBES))
+
+
+class _ProbeTimedOut(Exception):
+    """A probe hit its time limit (a busy machine, not a verdict): the results are not cached."""
+
+    def __init__(self, results: tuple[Capability, ...]) -> None:
+        super().__init__("a probe timed out")
+        self.results = results
+
+
+def _probe_and_save(timeout: float) -> Callable[[Path], None]:
+    def build(staging: Path) -> None:
+        results = _probe_all(timeout)
+        if any(c.reason.startswith(_TIMED_OUT) for c in results):
+            raise _ProbeTimedOut(results)
+        (staging / RESULTS).write_text(json.dumps([asdict(c) for c in results], indent=1))
+
+    return build
+
+
+def _read_results(path: Path) -> tuple[Capability, ...]:
+    return tuple(Capability(**row) for row in json.loads(path.read_text()))
+
+
 def capabilities(timeout: float = 120.0, refresh: bool = False) -> tuple[Capability, ...]:
     """Probe every deployment path, two at a time in subprocesses.
 
-    Results are cached for the process and on disk (keyed by the interpreter and the
-    installed versions), so only the first call on a machine takes ~30 s.
+    Results are cached for the process and as an entry of :mod:`deitlab.cache` (keyed by
+    the interpreter and the installed versions), so only the first call on a machine
+    takes ~30 s. ``refresh=True`` probes again, every time it is passed. A cache that
+    cannot be written is announced in one line; the probes then run without it.
     """
-    cache_file = _disk_cache_path()
-    if cache_file.exists() and not refresh:
-        return tuple(Capability(**row) for row in json.loads(cache_file.read_text()))
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        results = tuple(pool.map(lambda n: _probe_in_subprocess(n, timeout), PROBES))
-    cache_file.write_text(json.dumps([asdict(c) for c in results], indent=1))
+    key = _cache_key()
+    memo = json.dumps(key, sort_keys=True)
+    if not refresh and memo in _in_process:
+        return _in_process[memo]
+    try:
+        entry = cache.get_or_build("capabilities", "probes", key, _probe_and_save(timeout), [RESULTS], rebuild=refresh)
+        try:
+            results = _read_results(entry.path(RESULTS))
+        except (ValueError, TypeError) as exc:  # hashed, but not what this version of the kit writes
+            print(
+                f"deitlab cache: {entry.path(RESULTS)} is unreadable ({type(exc).__name__}); probing again",
+                file=sys.stderr,
+            )
+            entry = cache.get_or_build("capabilities", "probes", key, _probe_and_save(timeout), [RESULTS], rebuild=True)
+            results = _read_results(entry.path(RESULTS))
+    except cache.CacheError as exc:
+        print(f"{exc} (probing without the cache)", file=sys.stderr)
+        results = _probe_all(timeout)
+    except _ProbeTimedOut as timed_out:
+        slow = ", ".join(c.name for c in timed_out.results if c.reason.startswith(_TIMED_OUT))
+        print(f"deitlab capabilities: {slow} timed out; these results are kept for this process only", file=sys.stderr)
+        results = timed_out.results
+    _in_process[memo] = results
     return results
 
 

@@ -23,6 +23,54 @@ def _cmd_env(args: argparse.Namespace) -> int:
     return 0
 
 
+def _origin(meta: dict) -> str:
+    """When and by what a cache entry was built (from its metadata)."""
+    if not meta:
+        return "INCOMPLETE (no readable entry.json)"
+    built = meta.get("built_by", {})
+    return (
+        f"{meta.get('created', '?')}  deitlab {built.get('deitlab', '?')}, torch {built.get('torch', '?')}, "
+        f"{built.get('host', '?')}, built in {meta.get('build_seconds', 0):.0f} s"
+    )
+
+
+def _cmd_cache(args: argparse.Namespace) -> int:
+    from deitlab import cache
+
+    if args.action == "list":
+        entries = cache.list_entries()
+        for entry in entries:
+            print(f"{entry.kind + '/' + entry.name:64} {entry.size_bytes / 1e6:9.2f} MB  {_origin(entry.meta)}")
+        total = sum(entry.size_bytes for entry in entries) / 1e6
+        print(f"{len(entries)} entries, {total:.2f} MB (MB = 10^6 bytes) in {cache.cache_dir()}")
+        return 0
+    if args.action == "verify":
+        entries, problems = cache.list_entries(), cache.verify()
+        for problem in problems:
+            print(f"damaged: {problem}")
+        print(f"{len(entries) - len(problems)} of {len(entries)} entries verified (sha256 of every file)")
+        return 1 if problems else 0
+    try:
+        removed = cache.clear(args.pattern)
+    except OSError as exc:
+        print(f"deitlab cache clear: cannot delete {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
+    for folder in removed:
+        print(f"removed {folder}")
+    print(f"removed {len(removed)} entries")
+    return 0
+
+
+def _add_cache_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("cache", help="list, verify or clear the kit's disk cache (for instructors)")
+    actions = parser.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="entries, sizes (MB = 10^6 bytes) and what built them")
+    actions.add_parser("verify", help="re-hash every entry; exit 1 and name each damaged one")
+    clear = actions.add_parser("clear", help="delete entries (all, or those matching PATTERN)")
+    clear.add_argument("pattern", nargs="?", default=None, help="glob on <kind>/<name>, e.g. 'checkpoints/qat_*'")
+    parser.set_defaults(handler=_cmd_cache)
+
+
 def _positive_ints(text: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
@@ -74,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     env.add_argument("--json", action="store_true", help="machine-readable output")
     env.add_argument("--refresh", action="store_true", help="re-run the capability probes instead of using the cache")
     env.set_defaults(handler=_cmd_env)
+    _add_cache_parser(commands)
 
     bench = commands.add_parser("bench", help="parity-check and time inference variants of a model")
     bench.add_argument("--model", default="deit_base_patch16_224", help="timm name, HF id, or 'tiny' (the MNIST DeiT)")

@@ -10,13 +10,14 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from deitlab.env import cache_dir
+from deitlab import cache
 
 SOURCE = r"""
 #include <torch/script.h>
@@ -61,20 +62,13 @@ def compiler() -> str | None:
     return shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
 
 
-def build(timeout: float = 900) -> Path:
-    """Compile the demo against the installed torch (cached by source and torch version)."""
-    cxx = compiler()
-    if cxx is None:
-        raise RuntimeError("no C++ compiler found: install g++ or clang++ to build the libtorch demo")
+#: The compiled program inside its cache entry.
+BINARY = "demo"
+
+
+def _compile(cxx: str, source: Path, binary: Path, timeout: float) -> None:
+    """Compile ``source`` into ``binary`` against the headers and libraries inside the torch wheel."""
     root = Path(torch.__file__).parent
-    key = hashlib.sha256((SOURCE + torch.__version__).encode()).hexdigest()[:12]
-    workdir = cache_dir() / "cpp-demo"
-    workdir.mkdir(parents=True, exist_ok=True)
-    binary = workdir / f"demo-{key}"
-    if binary.exists():
-        return binary
-    source = workdir / "demo.cpp"
-    source.write_text(SOURCE)
     abi = int(torch._C._GLIBCXX_USE_CXX11_ABI)
     cmd = [
         cxx, "-O1", "-std=c++20",  # libtorch 2.14 headers require C++20
@@ -86,7 +80,31 @@ def build(timeout: float = 900) -> Path:
     if done.returncode != 0:
         errors = [line for line in done.stderr.splitlines() if "error" in line][:5] or done.stderr.splitlines()[-5:]
         raise RuntimeError("compiling the libtorch demo failed:\n" + "\n".join(errors))
-    return binary
+
+
+def build(timeout: float = 900) -> Path:
+    """Compile the demo against the installed torch, once: the binary is a hashed entry of :mod:`deitlab.cache`.
+
+    The key is the source, the torch version and the compiler; a binary that was replaced
+    or left half-written fails its hash check and is compiled again.
+    """
+    cxx = compiler()
+    if cxx is None:
+        raise RuntimeError("no C++ compiler found: install g++ or clang++ to build the libtorch demo")
+
+    def compile_into(staging: Path) -> dict:
+        source = staging / "demo.cpp"
+        source.write_text(SOURCE)
+        _compile(cxx, source, staging / BINARY, timeout)
+        return {"compiler": cxx}
+
+    key = {
+        "source_sha256": hashlib.sha256(SOURCE.encode()).hexdigest(),
+        "torch": torch.__version__,
+        "cxx11_abi": int(torch._C._GLIBCXX_USE_CXX11_ABI),
+        "compiler": cxx,
+    }
+    return cache.get_or_build("cpp-demo", "demo", key, compile_into, ["demo.cpp", BINARY]).path(BINARY)
 
 
 def run(model_path: str | Path, inputs: torch.Tensor) -> CppResult:
@@ -96,10 +114,11 @@ def run(model_path: str | Path, inputs: torch.Tensor) -> CppResult:
     if not Path(model_path).exists():
         raise FileNotFoundError(f"no TorchScript file at {model_path}")
     binary = build()
-    data = binary.with_name("input.f32")
-    np.ascontiguousarray(inputs.detach().float().cpu().numpy()).tofile(data)
-    cmd = [str(binary), str(model_path), str(data), *map(str, inputs.shape)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    with tempfile.TemporaryDirectory(prefix="deitlab-cpp-demo-") as workdir:  # a private input file per call
+        data = Path(workdir) / "input.f32"
+        np.ascontiguousarray(inputs.detach().float().cpu().numpy()).tofile(data)
+        cmd = [str(binary), str(model_path), str(data), *map(str, inputs.shape)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         raise RuntimeError(f"the libtorch demo failed: {done.stderr.strip()[-500:]}")
     return CppResult([int(v) for v in done.stdout.split()], binary)

@@ -9,7 +9,6 @@ pair. In eval mode that model returns the average of its two heads' logits.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -22,7 +21,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from deitlab.data import mnist_loaders
-from deitlab.models import TINY_DEIT_CONFIG, tiny_deit
+from deitlab.models import tiny_deit
 from deitlab.parallel import default_workers, run_in_processes, spawn_blocker
 from deitlab.train import cached_training, fit, is_cached, seed_everything
 
@@ -315,11 +314,6 @@ class Recipe:
     tau: float = 3.0  # temperature of soft distillation (the DeiT paper's value)
     split_seed: int = 0  # the train/test split of every student, whatever its seed
 
-    def fingerprint(self) -> str:
-        """Short hash of the recipe and the tiny-DeiT architecture (part of cache names)."""
-        text = json.dumps([asdict(self), TINY_DEIT_CONFIG], sort_keys=True, default=lambda o: o.__qualname__)
-        return hashlib.sha1(text.encode()).hexdigest()[:8]
-
 
 RECIPE = Recipe()
 
@@ -331,13 +325,26 @@ def _weights_fingerprint(model: nn.Module) -> str:
     return digest.hexdigest()[:8]
 
 
-def student_cache_name(variant: Variant, teacher: nn.Module | None, seed: int = 0, recipe: Recipe = RECIPE) -> str:
-    """Checkpoint name of one student: variant, seed, recipe/architecture hash and — for the
-    distillation modes — a hash of the teacher's weights, so changing any of them retrains."""
+def student_recipe(variant: Variant, teacher: nn.Module | None, seed: int = 0, recipe: Recipe = RECIPE) -> dict:
+    """The cache recipe of one student: variant, seed, the training recipe and — for the
+    distillation modes — a hash of the teacher's weights, so changing any of them retrains.
+    (The student's architecture joins the key in :func:`deitlab.train.training_key`.)"""
     if variant.mode != "none" and teacher is None:
         raise ValueError(f"{variant.name!r} needs a teacher model")
-    teacher_tag = "" if variant.mode == "none" else f"-t{_weights_fingerprint(teacher)}"
-    return f"distill03-{variant.slug}-s{seed}-{recipe.fingerprint()}{teacher_tag}"
+    teacher_tag = None if variant.mode == "none" else _weights_fingerprint(teacher)
+    return {"variant": asdict(variant), "seed": seed, "recipe": asdict(recipe), "teacher": teacher_tag}
+
+
+def _student_name(variant: Variant) -> str:
+    return f"distill03-{variant.slug}"
+
+
+def _build_student(variant: Variant, seed: int) -> Callable[[], nn.Module]:
+    def build() -> nn.Module:
+        seed_everything(seed)
+        return tiny_deit(distilled=variant.token)
+
+    return build
 
 
 def train_student(
@@ -351,15 +358,11 @@ def train_student(
 ) -> tuple[nn.Module, list[dict]]:
     """Train (or load from the cache) one tiny-DeiT student of the ablation.
 
-    The cache entry is :func:`student_cache_name`. ``on_epoch_end`` and ``progress_bar``
+    The cache recipe is :func:`student_recipe`. ``on_epoch_end`` and ``progress_bar``
     go to :func:`deitlab.train.fit`. The returned model is in eval mode and returns one
     logits tensor.
     """
-    name = student_cache_name(variant, teacher, seed, recipe)
-
-    def build() -> nn.Module:
-        seed_everything(seed)
-        return tiny_deit(distilled=variant.token)
+    cache_recipe = student_recipe(variant, teacher, seed, recipe)
 
     def train(model: nn.Module) -> list[dict]:
         train_loader, test_loader = mnist_loaders(batch_size=recipe.batch_size, seed=seed, split_seed=recipe.split_seed)
@@ -383,7 +386,7 @@ def train_student(
             if variant.token:
                 model.set_distilled_training(False)
 
-    return cached_training(name, build, train, retrain)
+    return cached_training(_student_name(variant), _build_student(variant, seed), train, retrain, recipe=cache_recipe)
 
 
 def _train_student_in_worker(
@@ -429,7 +432,10 @@ def run_ablation(
     to_train = [
         (variant, seed)
         for variant, seed in jobs
-        if retrain or not is_cached(student_cache_name(variant, teacher, seed, recipe))
+        if retrain
+        or not is_cached(
+            _student_name(variant), _build_student(variant, seed), student_recipe(variant, teacher, seed, recipe)
+        )
     ]
     workers = default_workers(len(to_train)) if workers is None else workers
     if workers > 1 and len(to_train) > 1:

@@ -6,9 +6,10 @@ report (max abs logit difference, top-1 agreement) over a batch of real inputs.
 Paths this PyTorch build cannot take (see :mod:`deitlab.capabilities`) return an
 artifact with ``available=False`` and the reason instead of raising.
 
-Exports are slow (ExecuTorch lowering takes minutes on two cores), so artifacts are
-reused from disk when a sidecar ``<file>.json`` records the same model fingerprint
-and settings; pass ``reuse=False`` to force a fresh export.
+Exports are slow (ExecuTorch lowering takes minutes on two cores), so every artifact
+is an entry of :mod:`deitlab.cache`, keyed by the model fingerprint, the export
+settings and the torch version, with its export seconds and notes in the metadata;
+pass ``reuse=False`` to force a fresh export, and ``path=...`` to get a copy elsewhere.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
+import shutil
 import sys
 import time
 import warnings
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from deitlab import cache
 from deitlab.env import cache_dir
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
@@ -153,42 +155,35 @@ def reference_logits(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     return _run_chunked(model.eval(), _check_inputs(inputs))
 
 
-def _sidecar(path: Path) -> Path:
-    return path.with_name(path.name + ".json")
-
-
-def _reusable(path: Path, key: dict) -> dict | None:
-    meta = _sidecar(path)
-    if path.exists() and meta.exists():
-        stored = json.loads(meta.read_text())
-        if stored.get("key") == key:
-            return stored
-    return None
-
-
 def _export_once(
-    path: Path, key: dict, save: Callable[[], None], reuse: bool, notes: dict | None = None
-) -> tuple[float, bool]:
-    """Run ``save()`` unless a sidecar says ``path`` was exported with the same ``key``.
+    file_name: str,
+    key: dict,
+    save: Callable[[Path], dict | None],
+    reuse: bool,
+    copy_to: str | Path | None = None,
+) -> tuple[Path, float, bool, dict]:
+    """The artifact ``file_name``, written by ``save(target)`` into a cache entry unless one with ``key`` exists.
 
-    Returns (export seconds, reused?). ``notes`` is filled from (or saved to) the sidecar.
-    A file lock serialises concurrent exports of the same file.
+    ``save`` returns the export's notes (or None). The key gets the torch version. Returns
+    (artifact path, export seconds, reused?, notes); with ``copy_to`` the artifact is also
+    copied there (atomically) and that copy's path is returned.
     """
-    from filelock import FileLock
+    exported = []
 
-    with FileLock(str(path) + ".lock"):  # parallel notebooks wait for one export instead of racing
-        stored = _reusable(path, key) if reuse else None
-        if stored is not None:
-            if notes is not None:
-                notes.update(stored["notes"])
-            return stored["export_seconds"], True
-        _sidecar(path).unlink(missing_ok=True)
+    def build(staging: Path) -> dict:
         started = time.perf_counter()
-        save()
-        seconds = time.perf_counter() - started
-        payload = {"key": key, "export_seconds": seconds, "notes": notes or {}}
-        _sidecar(path).write_text(json.dumps(payload, indent=1))
-    return seconds, False
+        notes = save(staging / file_name) or {}
+        exported.append(True)
+        return {"export_seconds": time.perf_counter() - started, "notes": notes}
+
+    name = Path(file_name).stem
+    entry = cache.get_or_build(
+        "artifacts", name, {**key, "torch": torch.__version__}, build, [file_name], rebuild=not reuse
+    )
+    path = entry.path(file_name)
+    if copy_to is not None:
+        path = cache.atomic_write(copy_to, lambda tmp: shutil.copyfile(entry.path(file_name), tmp))
+    return path, entry.payload["export_seconds"], not exported, entry.payload["notes"]
 
 
 def _note(text: str, reused: bool) -> str:
@@ -235,13 +230,12 @@ def _unavailable(kind: str, capability: str) -> Artifact | None:
     return None
 
 
-def _prepare(model: nn.Module, inputs: torch.Tensor, path: str | Path | None, suffix: str, kind: str):
+def _prepare(model: nn.Module, inputs: torch.Tensor, suffix: str, kind: str):
+    """(eval model, checked inputs, artifact file name, model fingerprint)."""
     inputs = _check_inputs(inputs)
     model = model.eval()
     fingerprint = model_fingerprint(model)
-    path = Path(path) if path is not None else artifact_dir() / f"{kind}-{fingerprint}{suffix}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return model, inputs, path, fingerprint
+    return model, inputs, f"{kind}-{fingerprint}{suffix}", fingerprint
 
 
 # --- the tutorial's chain: TorchScript ----------------------------------------------
@@ -261,15 +255,16 @@ def export_torchscript(
     kind = f"TorchScript ({method})"
     if (missing := _unavailable(kind, "TorchScript script/save/load")) is not None:
         return missing
-    model, inputs, path, fingerprint = _prepare(model, inputs, path, ".pt", f"torchscript-{method}")
+    model, inputs, file_name, fingerprint = _prepare(model, inputs, ".pt", f"torchscript-{method}")
 
-    def save() -> None:
+    def save(target: Path) -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # FutureWarning (deprecated) and TracerWarning (see notebook 06)
             module = torch.jit.script(model) if method == "script" else torch.jit.trace(model, inputs[:1])
-            module.save(str(path))
+            module.save(str(target))
 
-    seconds, reused = _export_once(path, {"model": fingerprint, "method": method}, save, reuse)
+    key = {"model": fingerprint, "method": method}
+    path, seconds, reused, _ = _export_once(file_name, key, save, reuse, path)
     load = lambda: _jit_load(path)  # noqa: E731
     return _finish(kind, path, load, inputs, reference, model, _note("deprecated API, still works", reused), seconds)
 
@@ -301,17 +296,18 @@ def export_scripted_int8(
     kind = "TorchScript + dynamic int8"
     if (missing := _unavailable(kind, "TorchScript script/save/load")) is not None:
         return missing
-    model, inputs, path, fingerprint = _prepare(model, inputs, path, ".pt", "torchscript-int8")
+    model, inputs, file_name, fingerprint = _prepare(model, inputs, ".pt", "torchscript-int8")
     reference = reference_logits(model, inputs) if reference is None else reference
 
-    def save() -> None:
+    def save(target: Path) -> None:
         with warnings.catch_warnings():
             # TorchScript's FutureWarning and the quantized-tensor UserWarning: both deprecations
             # are the subject of notebooks 04 and 06, not news at every export
             warnings.simplefilter("ignore")
-            torch.jit.script(dynamic_int8(model)).save(str(path))
+            torch.jit.script(dynamic_int8(model)).save(str(target))
 
-    seconds, reused = _export_once(path, {"model": fingerprint, "method": "script-int8"}, save, reuse)
+    key = {"model": fingerprint, "method": "script-int8"}
+    path, seconds, reused, _ = _export_once(file_name, key, save, reuse, path)
     load = lambda: _jit_load(path)  # noqa: E731
     return _finish(kind, path, load, inputs, reference, None, _note("deprecated APIs, still work", reused), seconds)
 
@@ -326,10 +322,11 @@ def export_optimized_for_mobile(
     _require_file(scripted)
     from torch.utils.mobile_optimizer import optimize_for_mobile
 
-    path = Path(path) if path else scripted.path.with_name(scripted.path.stem + "-mobile.pt")
-    started = time.perf_counter()
-    optimize_for_mobile(_jit_load(scripted.path)).save(str(path))
-    seconds = time.perf_counter() - started
+    def save(target: Path) -> None:
+        optimize_for_mobile(_jit_load(scripted.path)).save(str(target))
+
+    key = {"source": cache.sha256_file(scripted.path), "method": "optimize_for_mobile"}
+    path, seconds, _, _ = _export_once(f"{scripted.path.stem}-mobile.pt", key, save, True, path)
     return _finish(kind, path, lambda: _jit_load(path), _check_inputs(inputs), reference, None, "works here", seconds)
 
 
@@ -343,12 +340,13 @@ def export_lite_interpreter(
     _require_file(scripted)
     from torch.jit.mobile import _load_for_lite_interpreter
 
-    path = Path(path) if path else scripted.path.with_suffix(".ptl")
-    started = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        _jit_load(scripted.path)._save_for_lite_interpreter(str(path))
-    seconds = time.perf_counter() - started
+    def save(target: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _jit_load(scripted.path)._save_for_lite_interpreter(str(target))
+
+    key = {"source": cache.sha256_file(scripted.path), "method": "lite interpreter"}
+    path, seconds, _, _ = _export_once(f"{scripted.path.stem}.ptl", key, save, True, path)
 
     def load() -> Runner:
         return _load_for_lite_interpreter(str(path))
@@ -450,20 +448,19 @@ def export_executorch(
     kind = f"ExecuTorch XNNPACK {'int8' if quantize else 'fp32'}"
     if (missing := _unavailable(kind, "ExecuTorch + XNNPACK")) is not None:
         return missing
-    model, inputs, path, fingerprint = _prepare(
-        model, inputs, path, ".pte", f"executorch-{'int8' if quantize else 'fp32'}"
+    model, inputs, file_name, fingerprint = _prepare(
+        model, inputs, ".pte", f"executorch-{'int8' if quantize else 'fp32'}"
     )
     key = {"model": fingerprint, "quantize": quantize, "max_batch": max_batch, "shape": list(inputs.shape[1:])}
-    notes: dict = {}
 
-    def save() -> None:
+    def save(target: Path) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             lowered = executorch_program(model, _export_example(inputs), quantize, max_batch)
-            notes["delegation"] = delegation_table(lowered)
-            path.write_bytes(lowered.to_executorch().buffer)
+            target.write_bytes(lowered.to_executorch().buffer)
+            return {"delegation": delegation_table(lowered)}
 
-    seconds, reused = _export_once(path, key, save, reuse, notes)
+    path, seconds, reused, notes = _export_once(file_name, key, save, reuse, path)
     load = lambda: _executorch_runner(path)  # noqa: E731
     return _finish(kind, path, load, inputs, reference, model, _note("", reused), seconds, notes)
 
@@ -495,25 +492,25 @@ def export_onnx(
     kind = f"ONNX Runtime {'int8' if quantize else 'fp32'}"
     if (missing := _unavailable(kind, "ONNX export + ONNX Runtime")) is not None:
         return missing
-    model, inputs, path, fingerprint = _prepare(model, inputs, path, ".onnx", f"onnx-{'int8' if quantize else 'fp32'}")
+    model, inputs, file_name, fingerprint = _prepare(model, inputs, ".onnx", f"onnx-{'int8' if quantize else 'fp32'}")
     fp32_key = {"model": fingerprint, "quantize": False, "max_batch": max_batch, "shape": list(inputs.shape[1:])}
     example = _export_example(inputs)
     if quantize:
         reduce_range = onnx_reduce_range()
         key = {**fp32_key, "quantize": True, "reduce_range": reduce_range}
-        source = artifact_dir() / f"onnx-fp32-{fingerprint}.onnx"  # the cached fp32 export, made once
 
-        def save() -> None:
-            _export_once(source, fp32_key, lambda: _write_onnx(model, example, source, max_batch), reuse)
-            _quantize_onnx(source, path, reduce_range)
+        def save(target: Path) -> None:
+            write_fp32 = lambda fp32: _write_onnx(model, example, fp32, max_batch)  # noqa: E731
+            source, *_ = _export_once(f"onnx-fp32-{fingerprint}.onnx", fp32_key, write_fp32, reuse)  # made once
+            _quantize_onnx(source, target, reduce_range)
 
     else:
         key = fp32_key
 
-        def save() -> None:
-            _write_onnx(model, example, path, max_batch)
+        def save(target: Path) -> None:
+            _write_onnx(model, example, target, max_batch)
 
-    seconds, reused = _export_once(path, key, save, reuse)
+    path, seconds, reused, _ = _export_once(file_name, key, save, reuse, path)
     return _finish(kind, path, lambda: _onnx_runner(path), inputs, reference, model, _note("", reused), seconds)
 
 

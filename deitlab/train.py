@@ -1,21 +1,20 @@
-"""Short, seeded training loops and a checkpoint cache shared by the notebooks."""
+"""Short, seeded training loops and the cached trainings the notebooks share."""
 
 from __future__ import annotations
 
-import json
 import random
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-from filelock import FileLock
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from deitlab.env import cache_dir
+from deitlab import cache
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -105,22 +104,25 @@ def fit(
     return history
 
 
-def checkpoint_path(name: str) -> Path:
-    """Where :func:`cached_training` keeps the weights of checkpoint ``name``."""
-    return checkpoint_dir() / f"{name}.pt"
+#: The weights file of a checkpoint entry (its history is in the entry's metadata).
+WEIGHTS = "weights.pt"
 
 
-def is_cached(name: str) -> bool:
-    """True when :func:`cached_training` would load ``name`` instead of training it."""
-    weights = checkpoint_path(name)
-    return weights.exists() and weights.with_suffix(".json").exists()
+def training_key(name: str, model: nn.Module, recipe: dict) -> dict:
+    """Everything that shapes a trained checkpoint: the recipe, the architecture and the torch version.
+
+    The architecture is ``repr(model)`` of the freshly built model (memory addresses
+    dropped), so a changed layer or activation changes the key.
+    """
+    if not isinstance(recipe, dict):
+        raise TypeError(f"recipe must be a dict of everything that shapes the training, got {type(recipe).__name__}")
+    architecture = re.sub(r" at 0x[0-9a-fA-F]+", "", repr(model))
+    return {"name": name, "recipe": recipe, "architecture": architecture, "torch": torch.__version__}
 
 
-def checkpoint_dir() -> Path:
-    """Folder of cached trained checkpoints (``$DEITLAB_CACHE/checkpoints``)."""
-    path = cache_dir() / "checkpoints"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def is_cached(name: str, build: Callable[[], nn.Module], recipe: dict) -> bool:
+    """True when :func:`cached_training` would load ``name`` instead of training it (calls ``build()``)."""
+    return cache.lookup("checkpoints", name, training_key(name, build(), recipe)) is not None
 
 
 def cached_training(
@@ -128,22 +130,30 @@ def cached_training(
     build: Callable[[], nn.Module],
     train: Callable[[nn.Module], list[dict]],
     retrain: bool = False,
+    *,
+    recipe: dict,
 ) -> tuple[nn.Module, list[dict]]:
     """Load ``name`` from the checkpoint cache, or build, train and cache it.
 
-    ``train(model)`` returns the history, which is cached beside the weights. A file
-    lock makes parallel notebooks wait for one training instead of racing.
+    ``recipe`` (a JSON-able dict) names everything ``train`` depends on (epochs, lr,
+    data, seed, parent weights...); with the architecture of ``build()`` and the torch
+    version it is the cache key (:func:`training_key`). ``train(model)`` returns the
+    history, which is committed together with the weights as one entry of
+    :mod:`deitlab.cache`: an interrupted training or save leaves the previous entry
+    whole, and parallel notebooks wait for one training instead of racing.
     Returns the model in eval mode and its training history.
     """
-    weights = checkpoint_path(name)
-    history_file = weights.with_suffix(".json")
-    with FileLock(str(weights) + ".lock"):
-        model = build()
-        if is_cached(name) and not retrain:
-            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-            history = json.loads(history_file.read_text())
-        else:
-            history = train(model)
-            torch.save(model.state_dict(), weights)
-            history_file.write_text(json.dumps(history, indent=1))
-    return model.eval(), history
+    model = build()
+    trained = []
+
+    def train_and_save(staging: Path) -> dict:
+        history = train(model)
+        torch.save(model.state_dict(), staging / WEIGHTS)
+        trained.append(True)
+        return {"history": history}
+
+    key = training_key(name, model, recipe)
+    entry = cache.get_or_build("checkpoints", name, key, train_and_save, [WEIGHTS], rebuild=retrain)
+    if not trained:
+        model.load_state_dict(torch.load(entry.path(WEIGHTS), map_location="cpu", weights_only=True))
+    return model.eval(), entry.payload["history"]

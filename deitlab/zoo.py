@@ -13,16 +13,36 @@ from deitlab.train import cached_training, fit, seed_everything
 
 def trained_small_cnn(seed: int = 0, epochs: int = 4, retrain: bool = False) -> tuple[nn.Module, list[dict]]:
     """The small CNN trained on the MNIST subset (teacher in 03, QAT subject in 05)."""
+    recipe = {
+        "seed": seed,
+        "epochs": epochs,
+        "lr": 3e-3,
+        "weight_decay": 0.05,
+        "batch_size": 64,
+        "data": "mnist_subset, test_fraction 0.2",
+        "split_seed": 0,
+        "shuffle_seed": 0,
+    }
 
     def build() -> nn.Module:
         seed_everything(seed)
         return SmallCNN()
 
     def train(model: nn.Module) -> list[dict]:
-        train_loader, test_loader = mnist_loaders(batch_size=64, seed=0)
-        return fit(model, train_loader, epochs, lr=3e-3, test_loader=test_loader, desc="small CNN")
+        train_loader, test_loader = mnist_loaders(
+            batch_size=recipe["batch_size"], seed=recipe["shuffle_seed"], split_seed=recipe["split_seed"]
+        )
+        return fit(
+            model,
+            train_loader,
+            epochs,
+            lr=recipe["lr"],
+            weight_decay=recipe["weight_decay"],
+            test_loader=test_loader,
+            desc="small CNN",
+        )
 
-    return cached_training(f"small_cnn-s{seed}-e{epochs}", build, train, retrain)
+    return cached_training("small_cnn", build, train, retrain, recipe=recipe)
 
 
 def trained_tiny_deit(seed: int = 0, epochs: int | None = None, retrain: bool = False) -> tuple[nn.Module, list[dict]]:

@@ -39,7 +39,11 @@ def test_subprocess_probe_survives_a_dying_process(monkeypatch):
     assert "probe process died" in result.reason
 
 
-def test_capabilities_are_cached_on_disk(monkeypatch):
+@pytest.fixture
+def fake_probes(monkeypatch, tmp_path):
+    """Probes that record their calls, a private cache and an empty per-process memo."""
+    monkeypatch.setenv("DEITLAB_CACHE", str(tmp_path))
+    monkeypatch.setattr(caps, "_in_process", {})
     calls = []
 
     def fake(name, timeout):
@@ -47,17 +51,68 @@ def test_capabilities_are_cached_on_disk(monkeypatch):
         return caps.Capability(name, True, "fake")
 
     monkeypatch.setattr(caps, "_probe_in_subprocess", fake)
-    caps.capabilities.cache_clear()
-    first = caps.capabilities(refresh=True)
-    assert [c.name for c in first] == list(caps.PROBES)
-    cached = json.loads(caps._disk_cache_path().read_text())
-    assert len(cached) == len(caps.PROBES)
-    caps.capabilities.cache_clear()
-    calls.clear()
+    return calls
+
+
+def _results_file(tmp_path):
+    [path] = (tmp_path / "capabilities").glob(f"probes-*/{caps.RESULTS}")
+    return path
+
+
+def test_capabilities_are_cached_on_disk(fake_probes, monkeypatch, tmp_path):
+    first = caps.capabilities()
+    assert [c.name for c in first] == list(caps.PROBES) and len(fake_probes) == len(caps.PROBES)
+    assert len(json.loads(_results_file(tmp_path).read_text())) == len(caps.PROBES)
+    monkeypatch.setattr(caps, "_in_process", {})  # a new process
+    fake_probes.clear()
     second = caps.capabilities()
-    assert second == first and calls == []
+    assert second == first and fake_probes == []
     assert "fake" in caps.capability_table(second)
-    caps.capabilities.cache_clear()
+
+
+def test_refresh_probes_again_every_time(fake_probes):
+    caps.capabilities()
+    caps.capabilities()
+    assert len(fake_probes) == len(caps.PROBES)  # the second call came from the process memo
+    caps.capabilities(refresh=True)
+    caps.capabilities(refresh=True)
+    assert len(fake_probes) == 3 * len(caps.PROBES)
+
+
+@pytest.mark.parametrize("garbage", ["", '[{"name": ', "\x00\xff garbled"])
+def test_a_garbled_capabilities_file_is_probed_again_with_a_notice(fake_probes, monkeypatch, tmp_path, capfd, garbage):
+    caps.capabilities()
+    path = _results_file(tmp_path)
+    path.write_text(garbage)
+    monkeypatch.setattr(caps, "_in_process", {})
+    capfd.readouterr()
+    again = caps.capabilities()
+    [notice] = [line for line in capfd.readouterr().err.splitlines() if line.strip()]
+    assert str(path) in notice and "rebuilding" in notice
+    assert len(again) == len(caps.PROBES) and len(fake_probes) == 2 * len(caps.PROBES)
+
+
+def test_a_timed_out_probe_is_not_cached(fake_probes, monkeypatch, tmp_path, capfd):
+    def slow(name, timeout):
+        fake_probes.append(name)
+        return caps.Capability(name, False, f"probe did not finish within {timeout:.0f} s")
+
+    monkeypatch.setattr(caps, "_probe_in_subprocess", slow)
+    assert not any(c.available for c in caps.capabilities())
+    assert "timed out; these results are kept for this process only" in capfd.readouterr().err
+    assert not list(tmp_path.glob("capabilities/probes-*/*"))
+    monkeypatch.setattr(caps, "_in_process", {})  # a new process, on a machine that is idle again
+    monkeypatch.setattr(caps, "_probe_in_subprocess", lambda name, timeout: caps.Capability(name, True, "ok"))
+    assert all(c.available for c in caps.capabilities())
+
+
+def test_an_unwritable_cache_still_probes(fake_probes, monkeypatch, capfd):
+    def unwritable(*args, **kwargs):
+        raise caps.cache.CacheError("deitlab cache: /x is not writable")
+
+    monkeypatch.setattr(caps.cache, "get_or_build", unwritable)
+    assert len(caps.capabilities()) == len(caps.PROBES)
+    assert "/x is not writable (probing without the cache)" in capfd.readouterr().err
 
 
 def test_is_available_rejects_unknown_names(monkeypatch):

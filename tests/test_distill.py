@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from deitlab import distill
+from deitlab import distill, train
 from deitlab.models import SmallCNN, tiny_deit
 
 LN = math.log
@@ -126,9 +126,8 @@ def _small_student(distilled: bool) -> torch.nn.Module:
 
 
 def _use_small_students(monkeypatch) -> None:
-    """Train a smaller student (fast), cached under another fingerprint than the real one."""
+    """Train a smaller student (fast), cached under another key than the real one (its architecture differs)."""
     monkeypatch.setattr(distill, "tiny_deit", lambda distilled: _small_student(distilled))
-    monkeypatch.setattr(distill, "TINY_DEIT_CONFIG", {"test": "small student"})
 
 
 def test_head_logits_of_a_token_student_fuse_the_softmaxes():
@@ -267,7 +266,21 @@ def test_every_student_is_tested_on_the_same_held_out_digits(monkeypatch):
         None, seeds=(0, 1, 2), variants=distill.VARIANTS[:1], recipe=distill.Recipe(epochs=1), retrain=True, workers=1
     )
     assert splits == [(0, 0), (1, 0), (2, 0)]
-    assert distill.Recipe(split_seed=1).fingerprint() != distill.Recipe().fingerprint()
+    variant = distill.VARIANTS[0]
+    assert distill.student_recipe(variant, None, recipe=distill.Recipe(split_seed=1)) != distill.student_recipe(
+        variant, None
+    )
+
+
+def test_student_key_follows_the_stem_architecture(monkeypatch):
+    """The old fingerprint serialised the stem as the string "ConvStem": a changed activation kept the key."""
+    variant, recipe = distill.VARIANTS[0], distill.student_recipe(distill.VARIANTS[0], None)
+    build = distill._build_student(variant, 0)
+    before = train.training_key("student", build(), recipe)
+    monkeypatch.setattr(torch.nn, "ReLU", torch.nn.GELU)  # ConvStem builds its activation from nn.ReLU
+    assert train.training_key("student", build(), recipe) != before
+    with pytest.raises(ValueError, match="needs a teacher"):
+        distill.student_recipe(distill.VARIANTS[1], None)
 
 
 def test_run_ablation_sends_only_uncached_students_to_the_workers(monkeypatch):

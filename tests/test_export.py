@@ -190,3 +190,27 @@ def test_checks_for_notebook_06(tmp_path):
     assert "50.0%" in repr(checks.check_top1_agreement(ref, cand, 50.0))
     with pytest.raises(checks.CheckFailed, match="percentage"):
         checks.check_top1_agreement(ref, cand, 0.5)
+
+
+def test_exports_are_cache_entries_and_a_damaged_one_is_exported_again(
+    all_paths, model_and_inputs, capfd, monkeypatch, tmp_path
+):
+    from deitlab import cache
+
+    monkeypatch.setenv("DEITLAB_CACHE", str(tmp_path))
+    model, x = model_and_inputs
+    first = export.export_torchscript(model, x)
+    assert first.reason.endswith("exported now") and first.path.parent.parent == export.artifact_dir()
+    meta = cache.lookup(
+        "artifacts",
+        first.path.stem,
+        {"model": export.model_fingerprint(model), "method": "script", "torch": torch.__version__},
+    ).meta
+    assert meta["payload"]["export_seconds"] == first.export_seconds and meta["payload"]["notes"] == {}
+    assert export.export_torchscript(model, x).reason.endswith("reused cached export")
+    first.path.write_bytes(first.path.read_bytes()[:100])  # a half-written file
+    capfd.readouterr()
+    again = export.export_torchscript(model, x)
+    assert again.reason.endswith("exported now") and again.parity.max_abs_diff < 1e-5
+    assert f"deitlab cache: {first.path} is damaged" in capfd.readouterr().err
+    assert not list(export.artifact_dir().glob("*.json"))  # no sidecars any more

@@ -67,11 +67,41 @@ def test_cached_training_trains_once_then_loads(tmp_path, monkeypatch):
             model.weight.fill_(0.5)
         return [{"epoch": 1}]
 
-    model, history = train.cached_training("toy", build, fake_train)
+    recipe = {"epochs": 1}
+    assert not train.is_cached("toy", build, recipe)
+    model, history = train.cached_training("toy", build, fake_train, recipe=recipe)
     assert calls == [1] and history == [{"epoch": 1}]
-    again, history_again = train.cached_training("toy", build, fake_train)
+    assert train.is_cached("toy", build, recipe)
+    again, history_again = train.cached_training("toy", build, fake_train, recipe=recipe)
     assert calls == [1] and history_again == history
     assert torch.equal(again.weight, torch.full((2, 4), 0.5))
-    train.cached_training("toy", build, fake_train, retrain=True)
+    train.cached_training("toy", build, fake_train, retrain=True, recipe=recipe)
     assert calls == [1, 1]
-    assert (tmp_path / "checkpoints" / "toy.pt").exists()
+    [folder] = (tmp_path / "checkpoints").glob("toy-*")
+    assert (folder / train.WEIGHTS).exists() and (folder / "entry.json").exists()
+
+
+def test_cached_training_key_follows_recipe_and_architecture(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEITLAB_CACHE", str(tmp_path))
+    calls = []
+
+    def fake_train(model):
+        calls.append(1)
+        return [{"epoch": 1}]
+
+    def linear():
+        return torch.nn.Sequential(torch.nn.Linear(4, 2), torch.nn.ReLU())
+
+    def gelu():
+        return torch.nn.Sequential(torch.nn.Linear(4, 2), torch.nn.GELU())
+
+    train.cached_training("toy", linear, fake_train, recipe={"lr": 1e-3})
+    train.cached_training("toy", linear, fake_train, recipe={"lr": 2e-3})
+    train.cached_training("toy", gelu, fake_train, recipe={"lr": 1e-3})
+    assert len(calls) == 3
+    train.cached_training("toy", linear, fake_train, recipe={"lr": 1e-3})
+    assert len(calls) == 3
+    with pytest.raises(TypeError, match="recipe must be a dict"):
+        train.cached_training("toy", linear, fake_train, recipe="lr=1e-3")
+    with pytest.raises(ValueError, match="plain JSON"):
+        train.cached_training("toy", linear, fake_train, recipe={"loss": fake_train})

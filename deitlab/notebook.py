@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import time
 import warnings
 
 import torch
 
 from deitlab.env import status_line
+from deitlab.measure import clock
 from deitlab.train import seed_everything
 
 #: Warnings the kit silences on purpose, each with the reason. Anything else shows.
@@ -34,13 +34,13 @@ def quiet_known_warnings() -> None:
     logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
 
-_started = time.perf_counter()
+_started = clock()
 
 
 def setup_notebook(seed: int = 0, threads: int | None = None) -> str:
     """Seed everything, fix the thread count, quiet known warnings; print the status line."""
     global _started
-    _started = time.perf_counter()
+    _started = clock()
     quiet_known_warnings()
     seed_everything(seed)
     if threads is not None:
@@ -52,5 +52,5 @@ def setup_notebook(seed: int = 0, threads: int | None = None) -> str:
 
 def elapsed() -> str:
     """Wall time since :func:`setup_notebook`, for the last cell of a notebook."""
-    seconds = time.perf_counter() - _started
+    seconds = clock() - _started
     return f"this notebook ran in {seconds:.0f} s on {torch.get_num_threads()} threads"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from deitlab.env import cache_dir
+from deitlab.measure import clock
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -83,7 +83,7 @@ def fit(
     bar = tqdm(total=epochs * len(train_loader), desc=desc, leave=False, disable=not progress_bar)
     for epoch in range(epochs):
         model.train()
-        started, total_loss, seen = time.perf_counter(), 0.0, 0
+        started, total_loss, seen = clock(), 0.0, 0
         for images, labels in train_loader:
             images, labels = images.to(device), labels.to(device)
             loss = loss_fn(model, images, labels)
@@ -96,7 +96,7 @@ def fit(
             bar.update()
         if on_epoch_end is not None:
             on_epoch_end(model, epoch)
-        row = {"epoch": epoch + 1, "train_loss": total_loss / seen, "seconds": time.perf_counter() - started}
+        row = {"epoch": epoch + 1, "train_loss": total_loss / seen, "seconds": clock() - started}
         if test_loader is not None:
             row["test_acc"] = evaluate(model, test_loader, device)
         history.append(row)

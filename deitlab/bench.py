@@ -3,7 +3,7 @@
 Every variant is built from the same eager model, its logits are compared with
 eager fp32 on real inputs (:mod:`deitlab.export` parity), and only then timed:
 ``warmup`` untimed calls, then ``repeats`` timed calls under ``torch.inference_mode``
-with a fixed thread count. Results form a tidy :class:`pandas.DataFrame` (one row
+with a fixed thread count (:func:`deitlab.measure.time_call`). Results form a tidy :class:`pandas.DataFrame` (one row
 per variant × batch size × thread count) that :func:`save_results` writes as CSV and
 JSON together with the environment report.
 """

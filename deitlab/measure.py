@@ -190,7 +190,15 @@ def _tensor_bytes(tensor: torch.Tensor) -> bytes:
 
 
 def _hash_value(digest: hashlib._Hash, value: object) -> None:
-    """Feed one state-dict value into ``digest``: tensors (plain or quantized), containers, anything else by repr."""
+    """Feed one state-dict value into ``digest``: tensors (plain, quantized or subclassed), containers, else repr."""
+    subclass = isinstance(value, torch.Tensor) and type(value) not in (torch.Tensor, nn.Parameter)
+    if subclass and hasattr(value, "__tensor_flatten__"):  # a tensor subclass (torchao's int8 weights): its parts
+        names, context = value.__tensor_flatten__()
+        digest.update(f"{type(value).__qualname__} {tuple(value.shape)} {context!r}".encode())
+        for name in names:
+            digest.update(name.encode())
+            _hash_value(digest, getattr(value, name))
+        return
     if isinstance(value, torch.Tensor):
         digest.update(f"tensor {value.dtype} {tuple(value.shape)}".encode())
         if value.is_quantized:

@@ -186,6 +186,19 @@ def test_fingerprint_of_static_per_channel_int8():
     assert measure.model_fingerprint(a) != measure.model_fingerprint(b)
 
 
+def test_fingerprint_of_torchao_int8_tensor_subclasses(mlp):
+    pytest.importorskip("torchao")
+    from deitlab.quant import torchao_int8
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        weight_only, dynamic = torchao_int8(mlp, "weight_only"), torchao_int8(mlp, "dynamic")
+        again = torchao_int8(mlp, "weight_only")
+    fingerprints = {measure.model_fingerprint(m) for m in (mlp, weight_only, dynamic)}
+    assert len(fingerprints) == 3  # same int8 codes, other activation settings: another fingerprint
+    assert measure.model_fingerprint(again) == measure.model_fingerprint(weight_only)
+
+
 def test_fingerprint_is_the_same_in_another_process(mlp):
     code = (
         "import torch; from torch import nn; from deitlab import measure;"

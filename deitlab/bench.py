@@ -3,19 +3,17 @@
 Every variant is built from the same eager model, its logits are compared with
 eager fp32 on real inputs (:mod:`deitlab.export` parity), and only then timed:
 ``warmup`` untimed calls, then ``repeats`` timed calls under ``torch.inference_mode``
-with a fixed thread count. Results form a tidy :class:`pandas.DataFrame` (one row
+with a fixed thread count (:func:`deitlab.measure.time_call`). Results form a tidy :class:`pandas.DataFrame` (one row
 per variant × batch size × thread count) that :func:`save_results` writes as CSV and
 JSON together with the environment report.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
-import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +24,8 @@ from torch import nn
 
 from deitlab import export
 from deitlab.env import cpu_features, report
+from deitlab.measure import clock, fixed_threads, time_call
+from deitlab.quant import legacy_dynamic_int8
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 #: (model, parity inputs, reference logits) -> a runner, or an exported Artifact that knows its parity
@@ -74,7 +74,7 @@ def _scripted_int8(model: nn.Module, inputs: torch.Tensor, reference: torch.Tens
 
 
 def _scripted_int8_mobile(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> export.Artifact:
-    unavailable = export._unavailable("", "optimize_for_mobile")
+    unavailable = export.unavailable("", "optimize_for_mobile")
     if unavailable is not None:
         raise VariantUnavailable(unavailable.reason)
     scripted = export.export_scripted_int8(model, inputs, reference=reference)
@@ -82,7 +82,7 @@ def _scripted_int8_mobile(model: nn.Module, inputs: torch.Tensor, reference: tor
 
 
 def _lite(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> export.Artifact:
-    unavailable = export._unavailable("", "lite interpreter save+load")
+    unavailable = export.unavailable("", "lite interpreter save+load")
     if unavailable is not None:
         raise VariantUnavailable(unavailable.reason)
     scripted = export.export_scripted_int8(model, inputs, reference=reference)
@@ -90,7 +90,7 @@ def _lite(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> ex
 
 
 def _eager_int8(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
-    return export.dynamic_int8(model)
+    return legacy_dynamic_int8(model)[0]
 
 
 def has_fast_bf16() -> bool:
@@ -127,9 +127,9 @@ def linear_slowdown(fp32_model: nn.Module, quantized_model: nn.Module, tokens: i
     name = max(linears, key=lambda n: linears[n].weight.numel())
     quantized_layer = quantized_model.get_submodule(name)
     x = torch.randn(tokens, linears[name].in_features)
-    fp32_s = np.median(time_runner(linears[name], x, repeats=5, warmup=1))
-    quantized_s = np.median(time_runner(quantized_layer, x, repeats=5, warmup=1))
-    return float(quantized_s / fp32_s)
+    fp32_ms = time_call(linears[name], x, repeats=5, warmup=1).median_ms
+    quantized_ms = time_call(quantized_layer, x, repeats=5, warmup=1).median_ms
+    return quantized_ms / fp32_ms
 
 
 def _torchao(config_name: str) -> Builder:
@@ -220,47 +220,6 @@ def resolve_variants(names: Iterable[str] | str | None) -> list[str]:
     return names
 
 
-@contextlib.contextmanager
-def fixed_threads(threads: int) -> Iterator[None]:
-    """Run the block with ``torch.set_num_threads(threads)``, restoring the old value after."""
-    if not isinstance(threads, int) or threads < 1:
-        raise ValueError(f"threads must be a positive integer, got {threads!r}")
-    before = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def time_runner(fn: Runner, x: torch.Tensor, repeats: int = 20, warmup: int = 3) -> np.ndarray:
-    """Seconds per call of ``fn(x)``: ``warmup`` untimed calls, then ``repeats`` timed ones.
-
-    Each call is timed on its own with ``time.perf_counter`` under ``torch.inference_mode``
-    (the same clock ``torch.utils.benchmark`` uses on CPU), so the whole distribution is kept.
-    """
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
-    samples = np.empty(repeats)
-    with torch.inference_mode():
-        for _ in range(warmup):
-            fn(x)
-        for i in range(repeats):
-            started = time.perf_counter()
-            fn(x)
-            samples[i] = time.perf_counter() - started
-    return samples
-
-
-def summarize(samples_s: Sequence[float]) -> dict[str, float]:
-    """Median, quartiles, IQR and minimum of timing samples, in milliseconds."""
-    ms = np.asarray(samples_s, dtype=float) * 1e3
-    if ms.size == 0:
-        raise ValueError("no timing samples to summarize")
-    p25, median, p75 = np.percentile(ms, [25, 50, 75])
-    return {"median_ms": median, "p25_ms": p25, "p75_ms": p75, "iqr_ms": p75 - p25, "min_ms": ms.min()}
-
-
 def batch_of(inputs: torch.Tensor, batch: int) -> torch.Tensor:
     """A batch of exactly ``batch`` inputs, repeating ``inputs`` when it has fewer rows."""
     if batch < 1:
@@ -307,7 +266,7 @@ def run_benchmark(
     from tqdm.auto import tqdm
 
     names = resolve_variants(variants)
-    inputs = export._check_inputs(inputs)
+    inputs = export.check_inputs(inputs)
     model = model.eval().cpu()
     batch_sizes = [int(b) for b in batch_sizes]
     for b in batch_sizes:
@@ -339,8 +298,8 @@ def run_benchmark(
                             _row(model_name, variant, batch, thread_count, status="parity failed", reason=why, **base)
                         )
                         continue
-                    samples = time_runner(runner, batch_of(inputs, batch), repeats, warmup)
-                    stats = summarize(samples)
+                    timing = time_call(runner, batch_of(inputs, batch), repeats=repeats, warmup=warmup)
+                    stats = timing.summary()
                     rows.append(
                         _row(
                             model_name,
@@ -354,7 +313,7 @@ def run_benchmark(
                             images_per_s=batch / (stats["median_ms"] / 1e3),
                             repeats=repeats,
                             warmup=warmup,
-                            samples_ms=[round(s * 1e3, 4) for s in samples],
+                            samples_ms=[round(ms, 4) for ms in timing.samples_ms],
                         )
                     )
                 bar.update()
@@ -364,20 +323,20 @@ def run_benchmark(
 
 def _build(variant: Variant, model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor):
     """(runner, build seconds, parity, error) for one variant; never raises for unavailable paths."""
-    started = time.perf_counter()
+    started = clock()
     try:
         runner = _quiet(lambda: variant.build(model, inputs, reference))
         if isinstance(runner, export.Artifact):  # already parity-checked on the same inputs
             runner, check = runner.runner, runner.parity
         else:
             with torch.inference_mode():
-                candidate = _quiet(lambda: export._run_chunked(runner, inputs))
+                candidate = _quiet(lambda: export.run_chunked(runner, inputs))
             check = export.parity(reference, candidate)
     except (VariantUnavailable, export.ExportUnavailable) as exc:
-        return None, time.perf_counter() - started, None, str(exc)
+        return None, clock() - started, None, str(exc)
     except Exception as exc:  # noqa: BLE001 - one broken variant must not stop the benchmark
-        return None, time.perf_counter() - started, None, f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
-    return runner, time.perf_counter() - started, check, None
+        return None, clock() - started, None, f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
+    return runner, clock() - started, check, None
 
 
 def _add_speedup(df: pd.DataFrame) -> pd.DataFrame:

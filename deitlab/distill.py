@@ -8,7 +8,6 @@ pair. In eval mode that model returns the average of its two heads' logits.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -21,6 +20,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from deitlab.data import mnist_loaders
+from deitlab.measure import model_fingerprint
 from deitlab.models import tiny_deit
 from deitlab.parallel import default_workers, run_in_processes, spawn_blocker
 from deitlab.train import cached_training, fit, is_cached, seed_everything
@@ -280,7 +280,7 @@ def softened(logits: torch.Tensor, tau: float) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class Variant:
+class Method:
     """One row group of the ablation: a loss mode, with or without a distillation token."""
 
     name: str
@@ -292,13 +292,13 @@ class Variant:
         return self.mode + ("-token" if self.token else "")
 
 
-VARIANTS: tuple[Variant, ...] = (
-    Variant("no distillation", "none"),
-    Variant("soft distillation", "soft"),
-    Variant("hard distillation", "hard"),
-    Variant("hard + distillation token", "hard", token=True),
+METHODS: tuple[Method, ...] = (
+    Method("no distillation", "none"),
+    Method("soft distillation", "soft"),
+    Method("hard distillation", "hard"),
+    Method("hard + distillation token", "hard", token=True),
 )
-TOKEN_VARIANT = VARIANTS[-1]
+TOKEN_METHOD = METHODS[-1]
 
 
 @dataclass(frozen=True)
@@ -318,37 +318,30 @@ class Recipe:
 RECIPE = Recipe()
 
 
-def _weights_fingerprint(model: nn.Module) -> str:
-    digest = hashlib.sha1()
-    for tensor in model.state_dict().values():
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:8]
-
-
-def student_recipe(variant: Variant, teacher: nn.Module | None, seed: int = 0, recipe: Recipe = RECIPE) -> dict:
-    """The cache recipe of one student: variant, seed, the training recipe and — for the
-    distillation modes — a hash of the teacher's weights, so changing any of them retrains.
+def student_recipe(method: Method, teacher: nn.Module | None, seed: int = 0, recipe: Recipe = RECIPE) -> dict:
+    """The cache recipe of one student: method, seed, the training recipe and — for the
+    distillation modes — a fingerprint of the teacher's weights, so changing any of them retrains.
     (The student's architecture joins the key in :func:`deitlab.train.training_key`.)"""
-    if variant.mode != "none" and teacher is None:
-        raise ValueError(f"{variant.name!r} needs a teacher model")
-    teacher_tag = None if variant.mode == "none" else _weights_fingerprint(teacher)
-    return {"variant": asdict(variant), "seed": seed, "recipe": asdict(recipe), "teacher": teacher_tag}
+    if method.mode != "none" and teacher is None:
+        raise ValueError(f"{method.name!r} needs a teacher model")
+    teacher_tag = None if method.mode == "none" else model_fingerprint(teacher)
+    return {"method": asdict(method), "seed": seed, "recipe": asdict(recipe), "teacher": teacher_tag}
 
 
-def _student_name(variant: Variant) -> str:
-    return f"distill03-{variant.slug}"
+def _student_name(method: Method) -> str:
+    return f"distill03-{method.slug}"
 
 
-def _build_student(variant: Variant, seed: int) -> Callable[[], nn.Module]:
+def _build_student(method: Method, seed: int) -> Callable[[], nn.Module]:
     def build() -> nn.Module:
         seed_everything(seed)
-        return tiny_deit(distilled=variant.token)
+        return tiny_deit(distilled=method.token)
 
     return build
 
 
 def train_student(
-    variant: Variant,
+    method: Method,
     teacher: nn.Module | None,
     seed: int = 0,
     recipe: Recipe = RECIPE,
@@ -362,12 +355,12 @@ def train_student(
     go to :func:`deitlab.train.fit`. The returned model is in eval mode and returns one
     logits tensor.
     """
-    cache_recipe = student_recipe(variant, teacher, seed, recipe)
+    cache_recipe = student_recipe(method, teacher, seed, recipe)
 
     def train(model: nn.Module) -> list[dict]:
         train_loader, test_loader = mnist_loaders(batch_size=recipe.batch_size, seed=seed, split_seed=recipe.split_seed)
-        loss = DistillationLoss(teacher, variant.mode, recipe.alpha, recipe.tau, recipe.max_shift)
-        if variant.token:
+        loss = DistillationLoss(teacher, method.mode, recipe.alpha, recipe.tau, recipe.max_shift)
+        if method.token:
             model.set_distilled_training(True)
         try:
             return fit(
@@ -378,19 +371,19 @@ def train_student(
                 loss_fn=loss,
                 test_loader=test_loader,
                 weight_decay=recipe.weight_decay,
-                desc=f"{variant.name}, seed {seed}",
+                desc=f"{method.name}, seed {seed}",
                 on_epoch_end=on_epoch_end,
                 progress_bar=progress_bar,
             )
         finally:
-            if variant.token:
+            if method.token:
                 model.set_distilled_training(False)
 
-    return cached_training(_student_name(variant), _build_student(variant, seed), train, retrain, recipe=cache_recipe)
+    return cached_training(_student_name(method), _build_student(method, seed), train, retrain, recipe=cache_recipe)
 
 
 def _train_student_in_worker(
-    variant: Variant,
+    method: Method,
     teacher: nn.Module | None,
     seed: int,
     recipe: Recipe,
@@ -398,14 +391,14 @@ def _train_student_in_worker(
     report: Callable[[], None],
 ) -> None:
     """Job of :func:`run_ablation`'s worker processes: train one student into the cache."""
-    train_student(variant, teacher, seed, recipe, retrain, on_epoch_end=lambda *_: report(), progress_bar=False)
+    train_student(method, teacher, seed, recipe, retrain, on_epoch_end=lambda *_: report(), progress_bar=False)
 
 
 @dataclass
 class AblationRun:
     """One trained student of the ablation."""
 
-    variant: Variant
+    method: Method
     seed: int
     model: nn.Module
     history: list[dict]
@@ -414,12 +407,12 @@ class AblationRun:
 def run_ablation(
     teacher: nn.Module,
     seeds: Sequence[int] = (0, 1, 2),
-    variants: Sequence[Variant] = VARIANTS,
+    methods: Sequence[Method] = METHODS,
     recipe: Recipe = RECIPE,
     retrain: bool = False,
     workers: int | None = None,
 ) -> list[AblationRun]:
-    """Train (or load) every variant × seed.
+    """Train (or load) every method × seed.
 
     Students missing from the cache train ``workers`` at a time in worker processes with
     one thread each (default :func:`deitlab.parallel.default_workers`: one per PyTorch
@@ -428,13 +421,13 @@ def run_ablation(
     """
     if not seeds:
         raise ValueError("run_ablation needs at least one seed")
-    jobs = [(variant, seed) for variant in variants for seed in seeds]
+    jobs = [(method, seed) for method in methods for seed in seeds]
     to_train = [
-        (variant, seed)
-        for variant, seed in jobs
+        (method, seed)
+        for method, seed in jobs
         if retrain
         or not is_cached(
-            _student_name(variant), _build_student(variant, seed), student_recipe(variant, teacher, seed, recipe)
+            _student_name(method), _build_student(method, seed), student_recipe(method, teacher, seed, recipe)
         )
     ]
     workers = default_workers(len(to_train)) if workers is None else workers
@@ -443,7 +436,7 @@ def run_ablation(
         if blocker is None:
             run_in_processes(
                 _train_student_in_worker,
-                [(variant, teacher, seed, recipe, retrain) for variant, seed in to_train],
+                [(method, teacher, seed, recipe, retrain) for method, seed in to_train],
                 workers,
                 steps_per_job=recipe.epochs,
                 desc=f"epochs of {len(to_train)} students, {workers} at a time",
@@ -452,21 +445,21 @@ def run_ablation(
         else:
             print(f"training the students one after another in this process: the teacher {blocker}")
     runs = []
-    for variant, seed in tqdm(jobs, desc="ablation runs"):
-        model, history = train_student(variant, teacher, seed, recipe, retrain)
-        runs.append(AblationRun(variant, seed, model, history))
+    for method, seed in tqdm(jobs, desc="ablation runs"):
+        model, history = train_student(method, teacher, seed, recipe, retrain)
+        runs.append(AblationRun(method, seed, model, history))
     return runs
 
 
-def _row_names(variant: Variant) -> dict[str, str]:
-    """Head name → table row name for a variant."""
-    if variant.token:
+def _row_names(method: Method) -> dict[str, str]:
+    """Head name → table row name for a method."""
+    if method.token:
         return {
             "class": "token: class head only",
             "distillation": "token: distillation head only",
             "class + distillation": "token: class + distillation",
         }
-    return {"class": variant.name}
+    return {"class": method.name}
 
 
 def ablation_accuracies(runs: Sequence[AblationRun], loader: DataLoader) -> pd.DataFrame:
@@ -474,7 +467,7 @@ def ablation_accuracies(runs: Sequence[AblationRun], loader: DataLoader) -> pd.D
     records = []
     for run in runs:
         accuracies = head_accuracies(run.model, loader)
-        for head, row in _row_names(run.variant).items():
+        for head, row in _row_names(run.method).items():
             records.append({"method": row, "seed": run.seed, "accuracy": accuracies[head]})
     return pd.DataFrame(records)
 
@@ -499,5 +492,5 @@ def ablation_table(accuracies: pd.DataFrame) -> pd.DataFrame:
 
 
 def learning_curves(runs: Sequence[AblationRun]) -> pd.DataFrame:
-    """Long table of the per-epoch history of every run (variant, seed, epoch, metrics)."""
-    return pd.DataFrame([{"variant": run.variant.name, "seed": run.seed, **row} for run in runs for row in run.history])
+    """Long table of the per-epoch history of every run (method, seed, epoch, metrics)."""
+    return pd.DataFrame([{"method": run.method.name, "seed": run.seed, **row} for run in runs for row in run.history])

@@ -15,11 +15,9 @@ pass ``reuse=False`` to force a fresh export, and ``path=...`` to get a copy els
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import shutil
 import sys
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -31,6 +29,8 @@ from torch import nn
 
 from deitlab import cache
 from deitlab.env import cache_dir
+from deitlab.measure import clock, file_size_mb, model_fingerprint
+from deitlab.quant import legacy_dynamic_int8
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 
@@ -82,13 +82,9 @@ class Artifact:
     notes: dict = field(default_factory=dict)
 
     @property
-    def size_bytes(self) -> int:
-        """Size on disk (0 when the file was not produced)."""
-        return self.path.stat().st_size if self.path is not None and self.path.exists() else 0
-
-    @property
     def size_mb(self) -> float:
-        return self.size_bytes / 1e6
+        """Size on disk in MB (10^6 bytes); 0 when the file was not produced."""
+        return file_size_mb(self.path) if self.path is not None and self.path.is_file() else 0.0
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         if self.runner is None:
@@ -100,7 +96,7 @@ class Artifact:
         return {
             "artifact": self.kind,
             "file": self.path.name if self.path else "—",
-            "size (MB)": round(self.size_mb, 2) if self.size_bytes else None,
+            "size (MB)": round(self.size_mb, 2) if self.size_mb else None,
             "runs here": "✅" if self.runner is not None else "❌",
             "max |Δlogit|": self.parity.max_abs_diff if self.parity else None,
             "top-1 agreement (%)": round(100 * self.parity.top1_agreement, 2) if self.parity else None,
@@ -123,18 +119,8 @@ def artifact_dir() -> Path:
     return path
 
 
-def model_fingerprint(model: nn.Module) -> str:
-    """Short hash of a model's class, parameter names, shapes and values."""
-    digest = hashlib.sha256(type(model).__qualname__.encode())
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        if not tensor.is_quantized:
-            digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def _check_inputs(inputs: torch.Tensor) -> torch.Tensor:
+def check_inputs(inputs: torch.Tensor) -> torch.Tensor:
+    """A detached float CPU copy of an ``N×C×H×W`` image batch; anything else is a one-line ``ValueError``."""
     if not isinstance(inputs, torch.Tensor) or inputs.ndim != 4:
         shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
         raise ValueError(f"inputs must be an N×C×H×W image batch tensor, got {shape}")
@@ -142,7 +128,13 @@ def _check_inputs(inputs: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def _run_chunked(fn: Runner, inputs: torch.Tensor, chunk: int = MAX_BATCH) -> torch.Tensor:
+def run_chunked(fn: Runner, inputs: torch.Tensor, chunk: int = MAX_BATCH) -> torch.Tensor:
+    """``fn`` on ``inputs`` in chunks of at most ``chunk`` rows, outputs concatenated as float32.
+
+    A tuple or list output counts by its first element (the logits).
+    """
+    if chunk < 1:
+        raise ValueError(f"chunk must be at least 1, got {chunk}")
     outputs = []
     for start in range(0, len(inputs), chunk):
         out = fn(inputs[start : start + chunk])
@@ -152,7 +144,7 @@ def _run_chunked(fn: Runner, inputs: torch.Tensor, chunk: int = MAX_BATCH) -> to
 
 def reference_logits(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
     """Eager fp32 logits of ``model`` on ``inputs`` (the parity reference)."""
-    return _run_chunked(model.eval(), _check_inputs(inputs))
+    return run_chunked(model.eval(), check_inputs(inputs))
 
 
 def _export_once(
@@ -171,10 +163,10 @@ def _export_once(
     exported = []
 
     def build(staging: Path) -> dict:
-        started = time.perf_counter()
+        started = clock()
         notes = save(staging / file_name) or {}
         exported.append(True)
-        return {"export_seconds": time.perf_counter() - started, "notes": notes}
+        return {"export_seconds": clock() - started, "notes": notes}
 
     name = Path(file_name).stem
     entry = cache.get_or_build(
@@ -203,25 +195,28 @@ def _finish(
     notes: dict | None = None,
 ) -> Artifact:
     """Load the artifact, time the load, and measure parity on ``inputs``."""
-    started = time.perf_counter()
+    started = clock()
     try:
         runner = load()
     except Exception as exc:  # noqa: BLE001 - an unloadable artifact is reported, not raised
         why = f"saved, but loading failed here: {type(exc).__name__}: {' '.join(str(exc).split())[:140]}"
         return Artifact(kind, path, False, why, export_seconds=export_seconds, notes=notes or {})
-    load_seconds = time.perf_counter() - started
+    load_seconds = clock() - started
     if reference is None:
         if model is None:
             raise ValueError("pass either the eager model or its reference logits")
         reference = reference_logits(model, inputs)
-    candidate = _run_chunked(runner, inputs)
+    candidate = run_chunked(runner, inputs)
     return Artifact(
         kind, path, True, reason, runner, parity(reference, candidate), load_seconds, export_seconds, notes or {}
     )
 
 
-def _unavailable(kind: str, capability: str) -> Artifact | None:
-    """An explanatory artifact when the capability probe failed, else None."""
+def unavailable(kind: str, capability: str) -> Artifact | None:
+    """An artifact of ``kind`` explaining why, when the probe of ``capability`` failed here, else None.
+
+    ``capability`` is a :class:`deitlab.capabilities.Capability` name such as ``"optimize_for_mobile"``.
+    """
     from deitlab.capabilities import capabilities
 
     for cap in capabilities():
@@ -232,7 +227,7 @@ def _unavailable(kind: str, capability: str) -> Artifact | None:
 
 def _prepare(model: nn.Module, inputs: torch.Tensor, suffix: str, kind: str):
     """(eval model, checked inputs, artifact file name, model fingerprint)."""
-    inputs = _check_inputs(inputs)
+    inputs = check_inputs(inputs)
     model = model.eval()
     fingerprint = model_fingerprint(model)
     return model, inputs, f"{kind}-{fingerprint}{suffix}", fingerprint
@@ -253,7 +248,7 @@ def export_torchscript(
     if method not in ("script", "trace"):
         raise ValueError(f"method must be 'script' or 'trace', got {method!r}")
     kind = f"TorchScript ({method})"
-    if (missing := _unavailable(kind, "TorchScript script/save/load")) is not None:
+    if (missing := unavailable(kind, "TorchScript script/save/load")) is not None:
         return missing
     model, inputs, file_name, fingerprint = _prepare(model, inputs, ".pt", f"torchscript-{method}")
 
@@ -275,16 +270,6 @@ def _jit_load(path: Path) -> Runner:
         return torch.jit.load(str(path)).eval()
 
 
-def dynamic_int8(model: nn.Module) -> nn.Module:
-    """The tutorial's eager dynamic quantization: every ``nn.Linear`` to int8 (a copy)."""
-    import copy
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.filterwarnings("ignore", message=".*quantized tensor creation functions.*", category=UserWarning)
-        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
-
-
 def export_scripted_int8(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -294,7 +279,7 @@ def export_scripted_int8(
 ) -> Artifact:
     """``quantize_dynamic`` (Linear → int8) then ``torch.jit.script`` and save — the tutorial's step 2."""
     kind = "TorchScript + dynamic int8"
-    if (missing := _unavailable(kind, "TorchScript script/save/load")) is not None:
+    if (missing := unavailable(kind, "TorchScript script/save/load")) is not None:
         return missing
     model, inputs, file_name, fingerprint = _prepare(model, inputs, ".pt", "torchscript-int8")
     reference = reference_logits(model, inputs) if reference is None else reference
@@ -304,7 +289,7 @@ def export_scripted_int8(
             # TorchScript's FutureWarning and the quantized-tensor UserWarning: both deprecations
             # are the subject of notebooks 04 and 06, not news at every export
             warnings.simplefilter("ignore")
-            torch.jit.script(dynamic_int8(model)).save(str(target))
+            torch.jit.script(legacy_dynamic_int8(model)[0]).save(str(target))
 
     key = {"model": fingerprint, "method": "script-int8"}
     path, seconds, reused, _ = _export_once(file_name, key, save, reuse, path)
@@ -317,7 +302,7 @@ def export_optimized_for_mobile(
 ) -> Artifact:
     """``optimize_for_mobile`` on a saved TorchScript artifact — needs a torch built with XNNPACK."""
     kind = "TorchScript + optimize_for_mobile"
-    if (missing := _unavailable(kind, "optimize_for_mobile")) is not None:
+    if (missing := unavailable(kind, "optimize_for_mobile")) is not None:
         return missing
     _require_file(scripted)
     from torch.utils.mobile_optimizer import optimize_for_mobile
@@ -327,7 +312,7 @@ def export_optimized_for_mobile(
 
     key = {"source": cache.sha256_file(scripted.path), "method": "optimize_for_mobile"}
     path, seconds, _, _ = _export_once(f"{scripted.path.stem}-mobile.pt", key, save, True, path)
-    return _finish(kind, path, lambda: _jit_load(path), _check_inputs(inputs), reference, None, "works here", seconds)
+    return _finish(kind, path, lambda: _jit_load(path), check_inputs(inputs), reference, None, "works here", seconds)
 
 
 def export_lite_interpreter(
@@ -335,7 +320,7 @@ def export_lite_interpreter(
 ) -> Artifact:
     """``_save_for_lite_interpreter``, then load with the real lite loader (not ``torch.jit.load``)."""
     kind = "lite interpreter (.ptl)"
-    if (missing := _unavailable(kind, "lite interpreter save+load")) is not None:
+    if (missing := unavailable(kind, "lite interpreter save+load")) is not None:
         return missing
     _require_file(scripted)
     from torch.jit.mobile import _load_for_lite_interpreter
@@ -351,7 +336,7 @@ def export_lite_interpreter(
     def load() -> Runner:
         return _load_for_lite_interpreter(str(path))
 
-    return _finish(kind, path, load, _check_inputs(inputs), reference, None, "loaded by the lite interpreter", seconds)
+    return _finish(kind, path, load, check_inputs(inputs), reference, None, "loaded by the lite interpreter", seconds)
 
 
 def _require_file(artifact: Artifact) -> None:
@@ -446,7 +431,7 @@ def export_executorch(
 ) -> Artifact:
     """ExecuTorch ``.pte`` with the XNNPACK delegate (fp32, or int8 via PT2E), run by the ExecuTorch runtime."""
     kind = f"ExecuTorch XNNPACK {'int8' if quantize else 'fp32'}"
-    if (missing := _unavailable(kind, "ExecuTorch + XNNPACK")) is not None:
+    if (missing := unavailable(kind, "ExecuTorch + XNNPACK")) is not None:
         return missing
     model, inputs, file_name, fingerprint = _prepare(
         model, inputs, ".pte", f"executorch-{'int8' if quantize else 'fp32'}"
@@ -490,7 +475,7 @@ def export_onnx(
 ) -> Artifact:
     """ONNX via the dynamo exporter (one self-contained file); ``quantize=True`` adds ORT dynamic int8."""
     kind = f"ONNX Runtime {'int8' if quantize else 'fp32'}"
-    if (missing := _unavailable(kind, "ONNX export + ONNX Runtime")) is not None:
+    if (missing := unavailable(kind, "ONNX export + ONNX Runtime")) is not None:
         return missing
     model, inputs, file_name, fingerprint = _prepare(model, inputs, ".onnx", f"onnx-{'int8' if quantize else 'fp32'}")
     fp32_key = {"model": fingerprint, "quantize": False, "max_batch": max_batch, "shape": list(inputs.shape[1:])}

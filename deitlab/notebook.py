@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import time
 import warnings
 from datetime import datetime, timezone
 
 import torch
 
 from deitlab.env import status_line
+from deitlab.measure import clock
 from deitlab.train import seed_everything
 
 #: Warnings the kit silences on purpose, each with the reason. Anything else shows.
@@ -35,7 +35,7 @@ def quiet_known_warnings() -> None:
     logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
 
-_started = time.perf_counter()
+_started = clock()
 
 
 def setup_notebook(seed: int = 0, threads: int | None = None) -> str:
@@ -45,7 +45,7 @@ def setup_notebook(seed: int = 0, threads: int | None = None) -> str:
     names the reference run that produced a notebook's kept figures and tables.
     """
     global _started
-    _started = time.perf_counter()
+    _started = clock()
     quiet_known_warnings()
     seed_everything(seed)
     if threads is not None:
@@ -57,5 +57,5 @@ def setup_notebook(seed: int = 0, threads: int | None = None) -> str:
 
 def elapsed() -> str:
     """Wall time since :func:`setup_notebook`, for the last cell of a notebook."""
-    seconds = time.perf_counter() - _started
+    seconds = clock() - _started
     return f"this notebook ran in {seconds:.0f} s on {torch.get_num_threads()} threads"

@@ -8,21 +8,16 @@ Two routes to an int8 model, side by side:
 * **PT2E** (``torchao.quantization.pt2e``): ``torch.export`` the model,
   ``prepare_qat_pt2e`` with the x86 quantizer → train → ``convert_pt2e``.
 
-Plus the pieces around them: a straight-through fake-quantizer for the autograd
-demonstration, low-bit qconfigs, freezing BN statistics and observers, and the
-size-on-disk and latency measurements used in the comparison table.
+Plus the pieces around them: low-bit qconfigs and freezing BN statistics and observers.
+The straight-through fake quantizer is :func:`deitlab.quant.fake_quantize`; sizes, latencies
+and fingerprints come from :mod:`deitlab.measure`.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import os
-import tempfile
 import types
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.ao.quantization as tq
@@ -33,52 +28,21 @@ from deitlab.models import ConvBNReLU
 
 __all__ = [
     "FloatIsland",
-    "Latency",
     "QuantizableCNN",
     "calibrate",
     "convert_eager",
     "convert_pt2e_model",
     "eager_qconfig",
-    "export_size_bytes",
-    "fake_quantize",
-    "fingerprint",
     "freeze_observers_and_bn",
     "freeze_after",
     "fusion_groups",
-    "latency",
     "lowbit_qconfig",
     "prepare_eager",
     "prepare_pt2e_qat",
     "quantized_module_names",
-    "size_on_disk",
 ]
 
 ENGINES = ("x86", "fbgemm", "qnnpack", "onednn")
-
-
-# --- fake quantization --------------------------------------------------------------
-
-
-def fake_quantize(x: torch.Tensor, scale: float, bits: int = 8) -> torch.Tensor:
-    """Symmetric fake quantization with a straight-through gradient.
-
-    Forward: ``scale * clamp(round(x / scale), -2**(bits-1), 2**(bits-1) - 1)`` — the
-    values a signed ``bits``-bit integer grid can hold, back in float. Backward: the
-    rounding is treated as the identity (gradient 1) inside the representable range
-    and 0 where the value was clipped, as ``torch.fake_quantize_per_tensor_affine`` does.
-    """
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError("fake_quantize expects a floating-point tensor")
-    if not 2 <= bits <= 16:
-        raise ValueError(f"bits must be between 2 and 16, got {bits}")
-    if not scale > 0:
-        raise ValueError(f"scale must be positive, got {scale}")
-    qmin, qmax = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    rounded = (x / scale).round()
-    quantized = rounded.clamp(qmin, qmax) * scale
-    inside = ((rounded >= qmin) & (rounded <= qmax)).to(x.dtype)
-    passthrough = x * inside
-    return passthrough + (quantized - passthrough).detach()
 
 
 # --- eager mode (torch.ao.quantization) -----------------------------------------------
@@ -306,66 +270,3 @@ def convert_pt2e_model(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
             owner, _, attribute = name.rpartition(".")
             delattr(converted.get_submodule(owner), attribute)
     return _with_train_eval(converted)
-
-
-# --- caching and measurements ---------------------------------------------------------------------
-
-
-def fingerprint(model: nn.Module) -> str:
-    """A short hash of a model's weights: cache keys of derived checkpoints change with their parent."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:10]
-
-
-def _file_size(save: Callable[[Path], None]) -> int:
-    with tempfile.TemporaryDirectory() as directory:
-        path = Path(directory) / "model.bin"
-        save(path)
-        return os.path.getsize(path)
-
-
-def size_on_disk(model: nn.Module) -> int:
-    """Bytes of ``torch.save(model.state_dict())`` written to a real file."""
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"expected an nn.Module, got {type(model).__name__}")
-    return _file_size(lambda path: torch.save(model.state_dict(), path))
-
-
-def export_size_bytes(model: nn.Module, example_inputs: tuple[torch.Tensor, ...]) -> int:
-    """Bytes of the ``torch.export`` archive (``.pt2``): graph and weights, as deployed."""
-    program = torch.export.export(model, example_inputs)
-    return _file_size(lambda path: torch.export.save(program, path))
-
-
-@dataclass(frozen=True)
-class Latency:
-    """Median and interquartile range of repeated timings, in milliseconds."""
-
-    median_ms: float
-    iqr_ms: float
-    batch_size: int
-    threads: int
-
-    def __str__(self) -> str:
-        return f"{self.median_ms:.3f} ms ± {self.iqr_ms / 2:.3f} (batch {self.batch_size}, {self.threads} threads)"
-
-
-@torch.inference_mode()
-def latency(
-    model: nn.Module, batch_size: int, input_shape: tuple[int, ...] = (1, 28, 28), min_time: float = 0.3
-) -> Latency:
-    """Time ``model`` on a random batch: warm-up, then ``torch.utils.benchmark`` repeats."""
-    from torch.utils import benchmark
-
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    x = torch.randn(batch_size, *input_shape)
-    for _ in range(3):
-        model(x)
-    threads = torch.get_num_threads()
-    timer = benchmark.Timer("model(x)", globals={"model": model, "x": x}, num_threads=threads)
-    measurement = timer.blocked_autorange(min_run_time=min_time)
-    return Latency(measurement.median * 1e3, measurement.iqr * 1e3, batch_size, threads)

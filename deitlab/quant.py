@@ -3,9 +3,11 @@
 Three layers, from the formula up:
 
 * tensors — :func:`qparams`, :func:`quantize`, :func:`dequantize`, :func:`fake_quantize`
-  (symmetric or asymmetric, per tensor or per channel) and the error metrics
-  :func:`mse` / :func:`sqnr`;
-* whole models — sizes on disk (:func:`state_dict_size_mb`, :func:`scripted_size_mb`), the
+  (the kit's one fake quantizer: ``scale`` is the step size, as in PyTorch) and
+  :func:`fake_quantize_range` (the same grid given by its clipping range), the error
+  metrics :func:`mse` / :func:`sqnr`;
+* whole models — the tutorial's size on disk (:func:`scripted_size_mb`; other sizes are in
+  :mod:`deitlab.measure`), the
   legacy eager API (:func:`legacy_dynamic_int8`, :func:`legacy_static_int8`) and the
   torchao API (:func:`torchao_int8`);
 * experiments — fake-quantized copies of a model (:func:`fake_quant_model`) and
@@ -15,8 +17,6 @@ Three layers, from the formula up:
 from __future__ import annotations
 
 import copy
-import io
-import tempfile
 import warnings
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from deitlab.measure import file_size_mb, saved_size_mb
 
 TORCHAO_VARIANTS = ("dynamic", "weight_only")
 
@@ -132,20 +134,38 @@ def quantize_dequantize(
     return dequantize(quantize(x, params), params).to(x.dtype)
 
 
-def fake_quantize(x: torch.Tensor, s: float | torch.Tensor, bits: int) -> torch.Tensor:
-    """The fake-quantization formula ``s/2^(b-1) · clamp(round(2^(b-1)·x/s), -2^(b-1), 2^(b-1)-1)``.
+def fake_quantize(x: torch.Tensor, scale: float | torch.Tensor, bits: int = 8) -> torch.Tensor:
+    """Symmetric fake quantization ``scale · clamp(round(x / scale), −2^(b−1), 2^(b−1) − 1)``.
 
-    ``s`` is the clipping range (a positive number, or a tensor broadcastable to
-    ``x`` for per-channel ranges). Values stay floating point but can take only
-    ``2^b`` levels, ``s/2^(b-1)`` apart.
+    ``scale`` is the **step size** between neighbouring levels, as in
+    ``torch.fake_quantize_per_tensor_affine`` (a positive number, or a tensor broadcastable
+    to ``x`` for per-channel steps). Values stay floating point but take only ``2^b`` levels.
+    Backward: the straight-through estimator — gradient 1 inside the representable range,
+    0 where the value was clipped, as PyTorch's fake quantizers do.
     """
     _check_float(x)
     _check_bits(bits)
-    s = torch.as_tensor(s, dtype=x.dtype)
-    if (s <= 0).any():
-        raise ValueError("the clipping range s must be positive")
-    levels = 2 ** (bits - 1)
-    return s / levels * torch.clamp(torch.round(levels * x / s), -levels, levels - 1)
+    scale = torch.as_tensor(scale, dtype=x.dtype, device=x.device)
+    if not (scale > 0).all():
+        raise ValueError(f"scale (the step size) must be positive, got {scale.min().item()}")
+    qmin, qmax = integer_range(bits)
+    rounded = torch.round(x / scale)
+    quantized = rounded.clamp(qmin, qmax) * scale
+    passthrough = x * ((rounded >= qmin) & (rounded <= qmax)).to(x.dtype)
+    return quantized.detach() + (passthrough - passthrough.detach())  # forward: exactly the grid values
+
+
+def fake_quantize_range(x: torch.Tensor, s: float | torch.Tensor, bits: int) -> torch.Tensor:
+    """Fake quantization given the clipping range ``s``: :func:`fake_quantize` with step ``s / 2^(b−1)``.
+
+    The form the Vietnamese write-up uses: ``s/2^(b−1) · clamp(round(2^(b−1)·x/s), −2^(b−1), 2^(b−1)−1)``
+    (``s`` a positive number, or a tensor broadcastable to ``x`` for per-channel ranges).
+    """
+    _check_bits(bits)
+    s = torch.as_tensor(s)
+    if not (s > 0).all():
+        raise ValueError(f"the clipping range s must be positive, got {s.min().item()}")
+    return fake_quantize(x, s / 2 ** (bits - 1), bits)
 
 
 def mse(x: torch.Tensor, x_hat: torch.Tensor) -> float:
@@ -166,26 +186,11 @@ def sqnr(x: torch.Tensor, x_hat: torch.Tensor) -> float:
     return (10 * torch.log10(signal / noise)).item()
 
 
-# --- sizes on disk -------------------------------------------------------------------
-
-
-def state_dict_size_mb(model: nn.Module) -> float:
-    """Bytes of ``torch.save(model.state_dict())`` in MB (10^6), serialised in memory."""
-    buffer = io.BytesIO()
-    torch.save(model.state_dict(), buffer)
-    return buffer.getbuffer().nbytes / 1e6
-
-
-def file_size_mb(path: str | Path) -> float:
-    """Size of a file in MB (10^6 bytes)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    return path.stat().st_size / 1e6
+# --- the tutorial's size on disk ------------------------------------------------------
 
 
 def scripted_size_mb(model: nn.Module, keep: str | Path | None = None) -> float:
-    """Size in MB of ``torch.jit.script(model).save(...)``, the tutorial's measure.
+    """Size in MB (10^6 bytes) of ``torch.jit.script(model).save(...)``, the tutorial's measure.
 
     The file goes to a temporary directory that is deleted afterwards, unless
     ``keep`` names a path to save it to. TorchScript's deprecation warning is silenced.
@@ -196,10 +201,7 @@ def scripted_size_mb(model: nn.Module, keep: str | Path | None = None) -> float:
         if keep is not None:
             scripted.save(str(keep))
             return file_size_mb(keep)
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / "model.pt"
-            scripted.save(str(path))
-            return file_size_mb(path)
+        return saved_size_mb(lambda path: scripted.save(str(path)))
 
 
 # --- the legacy eager API (torch.ao.quantization, deprecated) -------------------------
@@ -339,7 +341,7 @@ class _InputFakeQuant:
         self.bits, self.s = bits, s
 
     def __call__(self, module: nn.Module, args: tuple) -> tuple:
-        return (fake_quantize(args[0], self.s, self.bits), *args[1:])
+        return (fake_quantize_range(args[0], self.s, self.bits), *args[1:])
 
 
 def activation_ranges(
@@ -378,7 +380,7 @@ def fake_quant_model(
 ) -> nn.Module:
     """A copy whose chosen Linear layers simulate ``bits``-bit quantization.
 
-    Weights go through :func:`fake_quantize` with symmetric ranges (one per output
+    Weights go through :func:`fake_quantize_range` with symmetric ranges (one per output
     channel, or one per tensor). With ``act_ranges`` (from :func:`activation_ranges`)
     each layer's input is fake-quantized too, at ``act_bits`` (default ``bits``) —
     static quantization simulated in floating point. ``names`` defaults to every Linear.
@@ -391,7 +393,7 @@ def fake_quant_model(
             continue
         weight = module.weight.data
         s = weight.abs().amax(dim=1, keepdim=True) if per_channel else weight.abs().max()
-        module.weight.data = fake_quantize(weight, s.clamp(min=1e-12), bits)
+        module.weight.data = fake_quantize_range(weight, s.clamp(min=1e-12), bits)
         if act_ranges is not None:
             if name not in act_ranges:
                 raise KeyError(f"no calibrated activation range for {name!r}")
@@ -416,19 +418,3 @@ def layer_sensitivity(
         name: baseline - score(quantize_one(name))
         for name in tqdm(names, desc="one layer at a time", disable=not progress, leave=False)
     }
-
-
-def latency_ms(fn: Callable[[torch.Tensor], object], x: torch.Tensor, warmup: int = 1, repeats: int = 3) -> list[float]:
-    """Wall times in ms of ``repeats`` calls of ``fn(x)`` under ``inference_mode``, after ``warmup`` calls."""
-    import time
-
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
-    times = []
-    with torch.inference_mode():
-        for i in range(warmup + repeats):
-            started = time.perf_counter()
-            fn(x)
-            if i >= warmup:
-                times.append((time.perf_counter() - started) * 1e3)
-    return times

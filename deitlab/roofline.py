@@ -7,11 +7,12 @@ and most papers use; model cards that say "17.6 GFLOPs" for DeiT-B count multipl
 from __future__ import annotations
 
 import contextlib
-import time
 from collections import defaultdict
 
 import torch
 from torch import nn
+
+from deitlab.measure import time_call
 
 _ATTENTION = "attention matmuls (QKᵀ, AV)"
 #: How the FLOP counter's aten ops are grouped for a transformer.
@@ -93,16 +94,6 @@ def linear_flops(model: nn.Module, inputs: torch.Tensor) -> int:
     return total
 
 
-def _best_seconds(fn, repeats: int) -> float:
-    fn()
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
 def matmul_peak(dtype: str = "fp32", m: int = 256, k: int = 768, n: int = 3072, repeats: int = 10) -> float:
     """Achievable matrix-multiply throughput on this CPU in GFLOP/s (int8: GOP/s), best of ``repeats``.
 
@@ -119,15 +110,15 @@ def matmul_peak(dtype: str = "fp32", m: int = 256, k: int = 768, n: int = 3072, 
     with torch.inference_mode():
         if dtype == "fp32":
             a, b = torch.randn(m, k), torch.randn(k, n)
-            return flops / _best_seconds(lambda: torch.mm(a, b), repeats) / 1e9
+            return flops / time_call(torch.mm, a, b, repeats=repeats, warmup=1).min_ms / 1e3 / 1e9
         candidates = []
         a8 = torch.randint(-128, 127, (m, k), dtype=torch.int8)
         b8 = torch.randint(-128, 127, (k, n), dtype=torch.int8)
         with contextlib.suppress(RuntimeError):  # builds without a CPU int8 GEMM
-            candidates.append(_best_seconds(lambda: torch._int_mm(a8, b8), repeats))
+            candidates.append(time_call(torch._int_mm, a8, b8, repeats=repeats, warmup=1).min_ms / 1e3)
         linear = torch.ao.nn.quantized.dynamic.Linear(k, n)
         x = torch.randn(m, k)
-        candidates.append(_best_seconds(lambda: linear(x), repeats))
+        candidates.append(time_call(linear, x, repeats=repeats, warmup=1).min_ms / 1e3)
     return flops / min(candidates) / 1e9
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import re
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from deitlab import cache
+from deitlab.measure import clock
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -82,7 +82,7 @@ def fit(
     bar = tqdm(total=epochs * len(train_loader), desc=desc, leave=False, disable=not progress_bar)
     for epoch in range(epochs):
         model.train()
-        started, total_loss, seen = time.perf_counter(), 0.0, 0
+        started, total_loss, seen = clock(), 0.0, 0
         for images, labels in train_loader:
             images, labels = images.to(device), labels.to(device)
             loss = loss_fn(model, images, labels)
@@ -95,7 +95,7 @@ def fit(
             bar.update()
         if on_epoch_end is not None:
             on_epoch_end(model, epoch)
-        row = {"epoch": epoch + 1, "train_loss": total_loss / seen, "seconds": time.perf_counter() - started}
+        row = {"epoch": epoch + 1, "train_loss": total_loss / seen, "seconds": clock() - started}
         if test_loader is not None:
             row["test_acc"] = evaluate(model, test_loader, device)
         history.append(row)

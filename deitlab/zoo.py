@@ -53,8 +53,8 @@ def trained_tiny_deit(seed: int = 0, epochs: int | None = None, retrain: bool = 
     one logits tensor (the mean of its class and distillation heads), ready for
     quantization and export. ``epochs`` overrides the recipe's (default 10).
     """
-    from deitlab.distill import RECIPE, TOKEN_VARIANT, train_student
+    from deitlab.distill import RECIPE, TOKEN_METHOD, train_student
 
     recipe = RECIPE if epochs is None else replace(RECIPE, epochs=epochs)
     teacher, _ = trained_small_cnn()
-    return train_student(TOKEN_VARIANT, teacher, seed=seed, recipe=recipe, retrain=retrain)
+    return train_student(TOKEN_METHOD, teacher, seed=seed, recipe=recipe, retrain=retrain)

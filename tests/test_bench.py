@@ -40,31 +40,6 @@ def test_tutorial_variants_come_first_in_table_order():
     assert set(bench.QUICK_VARIANTS) <= set(bench.VARIANTS)
 
 
-def test_fixed_threads_restores():
-    before = torch.get_num_threads()
-    with bench.fixed_threads(1):
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
-    with pytest.raises(ValueError, match="positive integer"), bench.fixed_threads(0):
-        pass
-
-
-def test_time_runner_counts_calls_and_warmup():
-    calls = []
-    samples = bench.time_runner(lambda x: calls.append(1), torch.zeros(1), repeats=4, warmup=2)
-    assert len(samples) == 4 and len(calls) == 6 and (samples >= 0).all()
-    with pytest.raises(ValueError, match="repeats"):
-        bench.time_runner(lambda x: x, torch.zeros(1), repeats=0)
-
-
-def test_summarize_quartiles():
-    stats = bench.summarize([0.001, 0.002, 0.003, 0.004, 0.100])
-    assert stats["median_ms"] == pytest.approx(3.0)
-    assert stats["iqr_ms"] == pytest.approx(2.0) and stats["min_ms"] == pytest.approx(1.0)
-    with pytest.raises(ValueError, match="no timing samples"):
-        bench.summarize([])
-
-
 def test_batch_of_repeats_inputs():
     x = torch.arange(3.0).view(3, 1, 1, 1)
     assert bench.batch_of(x, 7).flatten().tolist() == [0, 1, 2, 0, 1, 2, 0]

@@ -206,13 +206,13 @@ def test_run_ablation_trains_caches_and_tabulates(monkeypatch):
     _use_small_students(monkeypatch)
     teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
     recipe = distill.Recipe(epochs=1)
-    variants = (distill.VARIANTS[0], distill.TOKEN_VARIANT)
-    runs = distill.run_ablation(teacher, seeds=(0, 1), variants=variants, recipe=recipe, workers=1)
-    assert [(r.variant.slug, r.seed) for r in runs] == [("none", 0), ("none", 1), ("hard-token", 0), ("hard-token", 1)]
+    methods = (distill.METHODS[0], distill.TOKEN_METHOD)
+    runs = distill.run_ablation(teacher, seeds=(0, 1), methods=methods, recipe=recipe, workers=1)
+    assert [(r.method.slug, r.seed) for r in runs] == [("none", 0), ("none", 1), ("hard-token", 0), ("hard-token", 1)]
     token_model = runs[-1].model
     assert not token_model.training and not token_model.distilled_training
     assert isinstance(token_model(images[:2]), torch.Tensor)
-    again = distill.run_ablation(teacher, seeds=(1,), variants=variants[1:], recipe=recipe, workers=2)
+    again = distill.run_ablation(teacher, seeds=(1,), methods=methods[1:], recipe=recipe, workers=2)
     assert torch.equal(again[0].model.head.weight, token_model.head.weight)  # loaded from the cache
     table = distill.ablation_table(distill.ablation_accuracies(runs, DataLoader(data, batch_size=8)))
     assert list(table.index) == [
@@ -222,11 +222,11 @@ def test_run_ablation_trains_caches_and_tabulates(monkeypatch):
         "token: class + distillation",
     ]
     assert (table["seeds"] == 2).all()
-    assert set(distill.learning_curves(runs)["variant"]) == {"no distillation", "hard + distillation token"}
+    assert set(distill.learning_curves(runs)["method"]) == {"no distillation", "hard + distillation token"}
     with pytest.raises(ValueError, match="at least one seed"):
         distill.run_ablation(teacher, seeds=())
     with pytest.raises(ValueError, match="needs a teacher"):
-        distill.train_student(distill.TOKEN_VARIANT, None)
+        distill.train_student(distill.TOKEN_METHOD, None)
 
 
 def _fake_students(monkeypatch) -> list:
@@ -263,7 +263,7 @@ def test_every_student_is_tested_on_the_same_held_out_digits(monkeypatch):
     monkeypatch.setattr(distill, "mnist_loaders", loaders)
     _use_small_students(monkeypatch)
     distill.run_ablation(
-        None, seeds=(0, 1, 2), variants=distill.VARIANTS[:1], recipe=distill.Recipe(epochs=1), retrain=True, workers=1
+        None, seeds=(0, 1, 2), methods=distill.METHODS[:1], recipe=distill.Recipe(epochs=1), retrain=True, workers=1
     )
     assert splits == [(0, 0), (1, 0), (2, 0)]
     variant = distill.VARIANTS[0]
@@ -287,15 +287,15 @@ def test_run_ablation_sends_only_uncached_students_to_the_workers(monkeypatch):
     batches = _fake_students(monkeypatch)
     teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
     recipe = distill.Recipe(epochs=2, lr=1e-3)
-    variants = (distill.VARIANTS[0], distill.VARIANTS[2])
-    distill.run_ablation(teacher, seeds=(0,), variants=variants, recipe=recipe, workers=2)
+    methods = (distill.METHODS[0], distill.METHODS[2])
+    distill.run_ablation(teacher, seeds=(0,), methods=methods, recipe=recipe, workers=2)
     assert batches == [{"jobs": [("none", 0), ("hard", 0)], "workers": 2, "steps": 2}]
-    runs = distill.run_ablation(teacher, seeds=(0, 1), variants=variants, recipe=recipe, workers=2)
+    runs = distill.run_ablation(teacher, seeds=(0, 1), methods=methods, recipe=recipe, workers=2)
     assert batches[1]["jobs"] == [("none", 1), ("hard", 1)]  # seed 0 came from the cache
     assert [len(run.history) for run in runs] == [2, 2, 2, 2]
-    distill.run_ablation(teacher, seeds=(0,), variants=variants, recipe=recipe, workers=2)
+    distill.run_ablation(teacher, seeds=(0,), methods=methods, recipe=recipe, workers=2)
     assert len(batches) == 2  # all cached: no workers
-    distill.run_ablation(teacher, seeds=(0,), variants=variants, recipe=recipe, workers=2, retrain=True)
+    distill.run_ablation(teacher, seeds=(0,), methods=methods, recipe=recipe, workers=2, retrain=True)
     assert batches[2]["jobs"] == [("none", 0), ("hard", 0)]
 
 
@@ -304,7 +304,7 @@ def test_run_ablation_trains_in_this_process_when_workers_cannot_rebuild_the_tea
     notebook_class = type("NotebookTeacher", (torch.nn.Sequential,), {"__module__": "__main__"})
     teacher = notebook_class(torch.nn.Flatten(), torch.nn.Linear(784, 10))
     runs = distill.run_ablation(
-        teacher, seeds=(0, 1), variants=distill.VARIANTS[1:2], recipe=distill.Recipe(epochs=1), workers=2
+        teacher, seeds=(0, 1), methods=distill.METHODS[1:2], recipe=distill.Recipe(epochs=1), workers=2
     )
     assert batches == [] and len(runs) == 2
     assert "NotebookTeacher is defined in this notebook" in capsys.readouterr().out
@@ -312,7 +312,7 @@ def test_run_ablation_trains_in_this_process_when_workers_cannot_rebuild_the_tea
 
 def test_run_ablation_trains_real_students_in_two_worker_processes():
     recipe = distill.Recipe(epochs=1)
-    runs = distill.run_ablation(SmallCNN(), seeds=(0, 1), variants=distill.VARIANTS[:1], recipe=recipe, workers=2)
+    runs = distill.run_ablation(SmallCNN(), seeds=(0, 1), methods=distill.METHODS[:1], recipe=recipe, workers=2)
     assert [(run.seed, len(run.history)) for run in runs] == [(0, 1), (1, 1)]
     assert runs[0].history[0]["test_acc"] > 10  # one epoch of the real recipe beats chance
     assert not torch.equal(runs[0].model.head.weight, runs[1].model.head.weight)  # seeds differ

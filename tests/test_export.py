@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from deitlab import capabilities, export
+from deitlab import capabilities, export, measure, quant
 
 
 class Micro(nn.Module):
@@ -56,15 +56,6 @@ def test_parity_rejects_mismatched_shapes():
         export.parity(torch.zeros(3), torch.zeros(3))
 
 
-def test_fingerprint_tracks_weights(model_and_inputs):
-    model, _ = model_and_inputs
-    before = export.model_fingerprint(model)
-    assert before == export.model_fingerprint(model)
-    with torch.no_grad():
-        model.head.bias += 1
-    assert export.model_fingerprint(model) != before
-
-
 def test_reference_logits_rejects_non_images(model_and_inputs):
     model, _ = model_and_inputs
     with pytest.raises(ValueError, match="N×C×H×W"):
@@ -75,10 +66,39 @@ def test_reference_logits_rejects_non_images(model_and_inputs):
 def test_torchscript_roundtrip(all_paths, model_and_inputs, tmp_path, method):
     model, x = model_and_inputs
     artifact = export.export_torchscript(model, x, tmp_path / f"m-{method}.pt", method=method)
-    assert artifact.available and artifact.size_bytes > 0 and artifact.load_seconds >= 0
+    assert artifact.available and artifact.size_mb > 0 and artifact.load_seconds >= 0
     assert artifact.parity.max_abs_diff < 1e-5 and artifact.parity.top1_agreement == 1
     assert artifact(x).shape == (6, 5)
     assert artifact.row()["runs here"] == "✅"
+
+
+def test_torchscript_of_a_dynamic_int8_model(all_paths, model_and_inputs, tmp_path):
+    """Regression: the fingerprint of a quantize_dynamic model (packed params) used to raise AttributeError."""
+    model, x = model_and_inputs
+    int8, _ = quant.legacy_dynamic_int8(model)
+    artifact = export.export_torchscript(int8, x, tmp_path / "int8.pt")
+    assert artifact.available and artifact.size_mb == pytest.approx(measure.file_size_mb(tmp_path / "int8.pt"))
+    assert artifact.parity.top1_agreement == 1
+
+
+def test_check_inputs_and_run_chunked(model_and_inputs):
+    model, x = model_and_inputs
+    checked = export.check_inputs(x.double().requires_grad_())
+    assert checked.dtype == torch.float32 and not checked.requires_grad
+    with pytest.raises(ValueError, match="N×C×H×W"):
+        export.check_inputs(torch.zeros(3, 16))
+    sizes = []
+    out = export.run_chunked(lambda t: (sizes.append(len(t)) or model(t), "extra"), x, chunk=4)
+    assert sizes == [4, 2] and torch.allclose(out, model(x))
+    with pytest.raises(ValueError, match="chunk"):
+        export.run_chunked(model, x, chunk=0)
+
+
+def test_unavailable_names_the_reason(monkeypatch):
+    monkeypatch.setattr(capabilities, "capabilities", lambda *a, **k: _caps(("optimize_for_mobile",)))
+    missing = export.unavailable("mobile", "optimize_for_mobile")
+    assert missing.kind == "mobile" and not missing.available and missing.reason == "reason for optimize_for_mobile"
+    assert export.unavailable("script", "TorchScript script/save/load") is None
 
 
 def test_torchscript_rejects_unknown_method(model_and_inputs):
@@ -93,7 +113,7 @@ def test_scripted_int8_is_smaller_and_close(all_paths, tmp_path):
     x = torch.randn(8, 1, 16, 16)
     fp32 = export.export_torchscript(model, x, tmp_path / "fp32.pt")
     int8 = export.export_scripted_int8(model, x, tmp_path / "int8.pt")
-    assert int8.size_bytes < fp32.size_bytes / 2
+    assert int8.size_mb < fp32.size_mb / 2
     assert int8.parity.max_abs_diff < 0.1
 
 
@@ -103,7 +123,7 @@ def test_unavailable_path_explains_itself(monkeypatch, model_and_inputs, tmp_pat
     scripted = export.export_torchscript(model, x, tmp_path / "m.pt")
     mobile = export.export_optimized_for_mobile(scripted, x, scripted.parity and export.reference_logits(model, x))
     assert not mobile.available and mobile.reason == "reason for optimize_for_mobile"
-    assert mobile.size_bytes == 0 and mobile.row()["runs here"] == "❌"
+    assert mobile.size_mb == 0 and mobile.row()["runs here"] == "❌"
     with pytest.raises(export.ExportUnavailable, match="cannot run here"):
         mobile(x)
 
@@ -119,7 +139,7 @@ def test_lite_interpreter_reports_load_failure_instead_of_raising(all_paths, mod
     model, x = model_and_inputs
     scripted = export.export_torchscript(model, x, tmp_path / "m.pt")
     lite = export.export_lite_interpreter(scripted, x, export.reference_logits(model, x))
-    assert lite.size_bytes > 0  # the .ptl is always written
+    assert lite.size_mb > 0  # the .ptl is always written
     assert lite.available == (lite.parity is not None)
     if not lite.available:
         assert "loading failed" in lite.reason

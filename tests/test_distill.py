@@ -266,21 +266,21 @@ def test_every_student_is_tested_on_the_same_held_out_digits(monkeypatch):
         None, seeds=(0, 1, 2), methods=distill.METHODS[:1], recipe=distill.Recipe(epochs=1), retrain=True, workers=1
     )
     assert splits == [(0, 0), (1, 0), (2, 0)]
-    variant = distill.VARIANTS[0]
-    assert distill.student_recipe(variant, None, recipe=distill.Recipe(split_seed=1)) != distill.student_recipe(
-        variant, None
+    method = distill.METHODS[0]
+    assert distill.student_recipe(method, None, recipe=distill.Recipe(split_seed=1)) != distill.student_recipe(
+        method, None
     )
 
 
 def test_student_key_follows_the_stem_architecture(monkeypatch):
     """The old fingerprint serialised the stem as the string "ConvStem": a changed activation kept the key."""
-    variant, recipe = distill.VARIANTS[0], distill.student_recipe(distill.VARIANTS[0], None)
-    build = distill._build_student(variant, 0)
+    method, recipe = distill.METHODS[0], distill.student_recipe(distill.METHODS[0], None)
+    build = distill._build_student(method, 0)
     before = train.training_key("student", build(), recipe)
     monkeypatch.setattr(torch.nn, "ReLU", torch.nn.GELU)  # ConvStem builds its activation from nn.ReLU
     assert train.training_key("student", build(), recipe) != before
     with pytest.raises(ValueError, match="needs a teacher"):
-        distill.student_recipe(distill.VARIANTS[1], None)
+        distill.student_recipe(distill.METHODS[1], None)
 
 
 def test_run_ablation_sends_only_uncached_students_to_the_workers(monkeypatch):

@@ -214,9 +214,11 @@ def resolve_variants(names: Iterable[str] | str | None) -> list[str]:
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
     names = list(dict.fromkeys(names))
+    if not names:
+        raise ValueError(f"no variant names given; choose from: {', '.join(VARIANTS)}")
     unknown = [n for n in names if n not in VARIANTS]
-    if unknown or not names:
-        raise ValueError(f"unknown variant(s) {unknown or names}; choose from: {', '.join(VARIANTS)}")
+    if unknown:
+        raise ValueError(f"unknown variant(s) {unknown}; choose from: {', '.join(VARIANTS)}")
     return names
 
 

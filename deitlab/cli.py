@@ -113,7 +113,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     import torch
 
     from deitlab import bench
-    from deitlab.models import UnknownModelError
+    from deitlab.models import DamagedWeightsError, UnknownModelError
 
     try:
         bench.check_model_name(args.model)
@@ -130,6 +130,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         model, inputs = bench.bench_model(args.model)
     except UnknownModelError as exc:  # an 'org/model' id that is neither cached nor known offline
         raise UserError(f"--model: {exc}") from None
+    except DamagedWeightsError as exc:  # not a mistake in the arguments: exit code 1
+        print(f"deitlab bench: error: {exc}", file=sys.stderr)
+        return 1
     print(f"benchmarking {args.model} on {inputs.shape[0]} parity inputs: {', '.join(variants)}", file=sys.stderr)
     df = bench.run_benchmark(
         model, inputs, variants, args.batch or [1], threads, repeats, warmup, model_name=args.model

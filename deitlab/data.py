@@ -190,6 +190,13 @@ def _open_bytes(data: bytes, source: str) -> Image.Image:
     return image
 
 
+def _source_name(src: object) -> str:
+    """How messages name an image source: its path or URL, else its kind."""
+    if isinstance(src, (str, Path)):
+        return str(src)
+    return "PIL image" if isinstance(src, Image.Image) else "numpy array" if isinstance(src, np.ndarray) else "image"
+
+
 def load_image(src: str | Path | Image.Image | np.ndarray) -> Image.Image:
     """Load an image as 8-bit RGB with EXIF orientation applied.
 
@@ -284,7 +291,7 @@ class Preprocessing:
     def __call__(self, src: str | Path | Image.Image | np.ndarray) -> torch.Tensor:
         """Any supported image source → normalised ``3×H×W`` tensor."""
         image = load_image(src)
-        self.check_size(image, str(src) if isinstance(src, (str, Path)) else f"{type(src).__name__} input")
+        self.check_size(image, _source_name(src))
         return self.normalize(self.center_crop(self.resize(image)))
 
     def batch(self, sources: list) -> torch.Tensor:

@@ -205,6 +205,8 @@ def test_mnist_loaders_seed_shuffles_while_split_seed_picks_the_held_out_digits(
 def test_preprocessing_refuses_absurd_aspect_ratios_naming_the_limit(size):
     with pytest.raises(ImageLoadError, match=r"aspect ratio beyond the kit's limit of 20:1"):
         Preprocessing()(Image.new("RGB", size))
+    with pytest.raises(ImageLoadError, match="^numpy array: "):
+        Preprocessing()(np.zeros((size[1], size[0], 3), np.uint8))
 
 
 def test_preprocessing_accepts_a_panorama_within_the_limit():

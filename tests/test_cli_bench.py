@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -142,3 +143,24 @@ def test_results_that_cannot_be_saved_are_printed_and_saved_in_a_named_fallback(
     (fallback,) = (tmp_path / "tmp").iterdir()
     assert str(fallback) in captured.err and str(out) in captured.err
     assert json.loads((fallback / "bench.json").read_text())["results"][0]["variant"] == "eager-fp32"
+
+
+def test_damaged_cached_weights_are_one_line_naming_the_file_with_exit_1(tmp_path):
+    import timm
+
+    repo = timm.create_model("deit_tiny_patch16_224", pretrained=False).pretrained_cfg["hf_hub_id"]
+    entry = tmp_path / "hub" / f"models--{repo.replace('/', '--')}"
+    (entry / "refs").mkdir(parents=True)
+    (entry / "refs" / "main").write_text("0" * 40)
+    weights = entry / "snapshots" / ("0" * 40) / "model.safetensors"
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"\0" * 1000)  # a zero-filled download
+    done = subprocess.run(
+        [sys.executable, "-m", "deitlab", "bench", "--model", "deit_tiny_patch16_224", "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"},
+    )
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and f"{weights}:" in done.stderr and "Traceback" not in done.stderr

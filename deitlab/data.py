@@ -89,8 +89,11 @@ def _to_rgb(image: Image.Image, source: str) -> Image.Image:
         array = np.asarray(image, dtype=np.float64)
         if not np.isfinite(array).all():
             raise ImageLoadError(f"{source}: the image holds NaN or infinite values")
-        high = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
-        return Image.fromarray(np.clip(array / high * 255.0, 0, 255).astype(np.uint8)).convert("RGB")
+        if image.mode.startswith("I;16") or array.max() > 255:
+            high = 65535.0
+        else:  # float images in [0, 1] (as numpy float arrays are read) or 8-bit values
+            high = 1.0 if image.mode == "F" and array.max() <= 1.0 else 255.0
+        return Image.fromarray(np.clip(np.round(array / high * 255.0), 0, 255).astype(np.uint8)).convert("RGB")
     if image.mode == "P":
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -137,15 +140,19 @@ def _download(url: str, max_bytes: int, timeout_s: float, stop: threading.Event,
             while not stop.is_set():
                 chunk = response.read1(64 * 1024)  # returns what arrived: a trickle cannot hold one call forever
                 if not chunk:
+                    if declared.isdigit() and len(data) < int(declared):
+                        raise ImageLoadError(
+                            f"{url}: download failed (the connection closed after {len(data)} of {declared} bytes)"
+                        )
                     result.append(bytes(data))
                     return
                 data += chunk
                 if len(data) > max_bytes:
                     raise ImageLoadError(too_big)
-    except OSError as exc:
-        result.append(ImageLoadError(f"{url}: download failed ({exc})"))
     except ImageLoadError as exc:
         result.append(exc)
+    except Exception as exc:  # noqa: BLE001 - network errors, a short body (IncompleteRead), a malformed URL
+        result.append(ImageLoadError(f"{url}: download failed ({type(exc).__name__}: {exc})"))
 
 
 def _read_url(url: str) -> bytes:

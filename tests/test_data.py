@@ -254,6 +254,12 @@ def test_nan_in_a_float_tiff_is_rejected_naming_the_file(tmp_path):
         load_image(path)
 
 
+def test_float_tiff_in_zero_one_is_scaled_like_a_float_array(tmp_path):
+    path = _save(Image.fromarray(np.full((4, 4), 0.5, np.float32), mode="F"), tmp_path / "half.tiff")
+    assert load_image(path).getpixel((0, 0)) == load_image(np.full((4, 4), 0.5, np.float32)).getpixel((0, 0))
+    assert load_image(path).getpixel((0, 0)) == (128, 128, 128)
+
+
 def test_random_bytes_are_not_an_image(tmp_path):
     path = _write(tmp_path / "noise.png", np.random.default_rng(0).bytes(2048))
     with pytest.raises(ImageLoadError, match=re.escape(str(path))):
@@ -296,6 +302,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(bytes([byte]))
                 self.wfile.flush()
                 time.sleep(0.05)
+        elif self.path == "/short.png":  # the connection closes before the announced length
+            self._headers(len(self.png))
+            self.wfile.write(self.png[:10])
         elif self.path == "/announced-huge.png":
             self._headers(10**9)
         elif self.path == "/unannounced-huge.png":  # no Content-Length: read until the connection closes
@@ -346,6 +355,7 @@ def test_url_download_has_a_size_cap(server, monkeypatch, path):
         load_image(f"{server}{path}")
 
 
-def test_url_download_failure_names_the_url(server):
-    with pytest.raises(ImageLoadError, match=re.escape(f"{server}/missing.png") + ".*download failed"):
-        load_image(f"{server}/missing.png")
+@pytest.mark.parametrize("path", ["/missing.png", "/short.png"])
+def test_url_download_failure_names_the_url(server, path):
+    with pytest.raises(ImageLoadError, match=re.escape(f"{server}{path}") + ".*download failed"):
+        load_image(f"{server}{path}")

@@ -214,9 +214,11 @@ def resolve_variants(names: Iterable[str] | str | None) -> list[str]:
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
     names = list(dict.fromkeys(names))
+    if not names:
+        raise ValueError(f"no variant names given; choose from: {', '.join(VARIANTS)}")
     unknown = [n for n in names if n not in VARIANTS]
-    if unknown or not names:
-        raise ValueError(f"unknown variant(s) {unknown or names}; choose from: {', '.join(VARIANTS)}")
+    if unknown:
+        raise ValueError(f"unknown variant(s) {unknown}; choose from: {', '.join(VARIANTS)}")
     return names
 
 
@@ -423,6 +425,20 @@ def recommend(df: pd.DataFrame, batch: int = 1, max_abs_diff: float | None = Non
     }
 
 
+#: The kit's own models that :func:`bench_model` (and ``deitlab bench --model``) builds besides timm/HF names.
+KIT_MODELS: dict[str, str] = {
+    "tiny-deit": "the kit's trained MNIST DeiT (notebook 03)",
+    "tiny-deit-random": "the same tiny DeiT, untrained (for quick tests)",
+}
+
+
+def check_model_name(name: str) -> None:
+    """Raise :class:`deitlab.models.UnknownModelError` (with close names) unless :func:`bench_model` knows ``name``."""
+    from deitlab.models import check_model_name as check_timm_or_hf_name
+
+    check_timm_or_hf_name(name, extra_names=KIT_MODELS)
+
+
 def bench_model(name: str, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
     """A model to benchmark and a batch of real inputs for its parity check.
 
@@ -430,11 +446,13 @@ def bench_model(name: str, seed: int = 0) -> tuple[nn.Module, torch.Tensor]:
     ``"tiny-deit-random"`` the same architecture untrained (for quick tests); any other
     name goes through :func:`deitlab.models.load_model` (random weights offline,
     seeded so that cached exports are reused) with the shipped photographs as inputs.
+    An unknown name raises :class:`deitlab.models.UnknownModelError` before anything is built.
     """
     from deitlab.data import Preprocessing, mnist_subset, sample_images
     from deitlab.models import load_model, tiny_deit
 
-    if name in ("tiny-deit", "tiny-deit-random"):
+    check_model_name(name)
+    if name in KIT_MODELS:
         digits = mnist_subset()[1].tensors[0][:64]
         if name == "tiny-deit":
             from deitlab.zoo import trained_tiny_deit

@@ -3,9 +3,48 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import sys
+import tempfile
 import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class UserError(Exception):
+    """A mistake in the command line: printed as one line on stderr, exit code 2."""
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Wraps help text between words only, so that names such as ``tiny-deit-random`` stay whole."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad argument in one line (``deitlab bench: error: …``) with exit code 2."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def package_version() -> str:
+    """The installed package's version (from its metadata), or the source tree's when not installed."""
+    try:
+        return importlib.metadata.version("deitlab")
+    except importlib.metadata.PackageNotFoundError:
+        from deitlab import __version__
+
+        return f"{__version__} (source tree, not installed)"
 
 
 def _cmd_env(args: argparse.Namespace) -> int:
@@ -81,42 +120,99 @@ def _positive_ints(text: str) -> list[int]:
     return values
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _names(text: str) -> str:
+    if not any(name.strip() for name in text.split(",")):
+        raise argparse.ArgumentTypeError(f"expected comma-separated names or 'all', got {text!r}")
+    return text.strip()
+
+
+def _writable_folder(text: str) -> Path:
+    """Create the folder ``text`` and prove that a file can be written in it (before any long work)."""
+    folder = Path(text).expanduser()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".deitlab-write-test-"):
+            pass
+    except OSError as exc:
+        raise UserError(f"--out {text}: cannot write there ({exc.strerror or exc})") from None
+    return folder
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.list:
+        from deitlab import bench
+
+        for name, variant in bench.VARIANTS.items():
+            print(f"{name:22} {variant.family:9} {variant.label}")
+        return 0
+    out = _writable_folder(args.out)  # first: no heavy import before a bad --out is reported
+
     import pandas as pd
     import torch
 
     from deitlab import bench
+    from deitlab.models import DamagedWeightsError, UnknownModelError
 
-    if args.list:
-        for name, variant in bench.VARIANTS.items():
-            print(f"{name:22} {variant.family:9} {variant.label}")
-        return 0
+    try:
+        bench.check_model_name(args.model)
+    except UnknownModelError as exc:
+        raise UserError(f"--model: {exc}") from None
     try:
         variants = bench.resolve_variants(args.variants or (bench.QUICK_VARIANTS if args.quick else None))
     except ValueError as exc:
-        print(f"deitlab bench: {exc}", file=sys.stderr)
-        return 2
+        raise UserError(f"--variants: {exc}") from None
     repeats = args.repeats or (5 if args.quick else 20)
-    warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
-    if repeats < 1 or warmup < 0:
-        print("deitlab bench: --repeats must be >= 1 and --warmup >= 0", file=sys.stderr)
-        return 2
+    warmup = args.warmup or (1 if args.quick else 3)
     threads = args.threads or [torch.get_num_threads()]
-    model, inputs = bench.bench_model(args.model)
+    try:
+        model, inputs = bench.bench_model(args.model)
+    except UnknownModelError as exc:  # an 'org/model' id that is neither cached nor known offline
+        raise UserError(f"--model: {exc}") from None
+    except DamagedWeightsError as exc:  # not a mistake in the arguments: exit code 1
+        print(f"deitlab bench: error: {exc}", file=sys.stderr)
+        return 1
     print(f"benchmarking {args.model} on {inputs.shape[0]} parity inputs: {', '.join(variants)}", file=sys.stderr)
     df = bench.run_benchmark(
         model, inputs, variants, args.batch or [1], threads, repeats, warmup, model_name=args.model
     )
-    csv_path, json_path = bench.save_results(df, args.out)
     with pd.option_context("display.width", 200, "display.max_colwidth", 60):
         print(bench.summary_table(df).to_string(index=False, float_format=lambda v: f"{v:.3g}"))
-    print(f"\nwrote {csv_path} and {json_path} (with the environment report)")
+    return _save_with_fallback(df, out)
+
+
+def _save_with_fallback(df: pd.DataFrame, out: Path) -> int:
+    """Save the results in ``out``; if that fails, in a new temporary folder that is named (exit code 1)."""
+    from deitlab.bench import save_results as save
+
+    try:
+        paths = save(df, out)
+    except OSError as exc:
+        problem = f"could not save the results in {out} ({exc})"
+        try:
+            paths = save(df, tempfile.mkdtemp(prefix="deitlab-bench-"))
+        except OSError as again:
+            print(f"deitlab bench: {problem}, nor in a temporary folder ({again})", file=sys.stderr)
+            return 1
+        print(f"deitlab bench: {problem}; saved them in {paths[0].parent} instead", file=sys.stderr)
+        return 1
+    print(f"\nwrote {paths[0]} and {paths[1]} (with the environment report)")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per task."""
-    parser = argparse.ArgumentParser(prog="deitlab", description="Vision Transformer deployment workbook helpers")
+    parser = _Parser(prog="deitlab", description="Vision Transformer deployment workbook helpers")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     env = commands.add_parser("env", help="print versions, CPU features and the capability table")
     env.add_argument("--json", action="store_true", help="machine-readable output")
@@ -125,14 +221,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cache_parser(commands)
 
     bench = commands.add_parser("bench", help="parity-check and time inference variants of a model")
-    bench.add_argument("--model", default="deit_base_patch16_224", help="timm name, HF id, or 'tiny' (the MNIST DeiT)")
-    bench.add_argument("--variants", default=None, help="comma-separated variant names or 'all' (see --list)")
+    bench.add_argument(
+        "--model",
+        default="deit_base_patch16_224",
+        help="a timm name (default: deit_base_patch16_224), an 'org/model' Hugging Face id, 'tiny-deit' "
+        "(the kit's trained MNIST DeiT) or 'tiny-deit-random' (the same, untrained; for quick tests)",
+    )
+    bench.add_argument(
+        "--variants", type=_names, default=None, help="comma-separated variant names or 'all' (see --list)"
+    )
     bench.add_argument("--batch", type=_positive_ints, default=None, help="batch sizes, e.g. 1,8 (default 1)")
     bench.add_argument(
         "--threads", type=_positive_ints, default=None, help="thread counts, e.g. 1,2 (default: all cores)"
     )
-    bench.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (default 20; quick 5)")
-    bench.add_argument("--warmup", type=int, default=None, help="untimed warm-up runs (default 3; quick 1)")
+    bench.add_argument(
+        "--repeats", type=_positive_int, default=None, help="timed runs per measurement (default 20; quick 5)"
+    )
+    bench.add_argument("--warmup", type=_positive_int, default=None, help="untimed warm-up runs (default 3; quick 1)")
     bench.add_argument("--quick", action="store_true", help="few repeats and the fast variants only")
     bench.add_argument("--out", default="build/bench", help="folder for bench.csv and bench.json")
     bench.add_argument("--list", action="store_true", help="list the variants and exit")
@@ -143,7 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``deitlab`` console script."""
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except UserError as exc:
+        print(f"deitlab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import threading
 import urllib.request
 from dataclasses import dataclass
 from importlib import resources
@@ -19,6 +20,16 @@ from deitlab.env import is_online
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+#: Images above this many pixels are refused before decoding (100 MP is 300 MB as 8-bit RGB).
+MAX_IMAGE_PIXELS = 100_000_000
+#: Longest/shortest side above this is refused by :class:`Preprocessing`: resizing the short side
+#: to 256 px would make the long side (and the memory) grow with the ratio (a 4000×1 strip → 1 GB).
+MAX_ASPECT_RATIO = 20.0
+#: A URL download must finish within this many seconds in total (not per read) ...
+URL_TIMEOUT_S = 30.0
+#: ... and deliver at most this many bytes.
+MAX_URL_BYTES = 50_000_000
 
 
 class ImageLoadError(ValueError):
@@ -76,8 +87,13 @@ def _to_rgb(image: Image.Image, source: str) -> Image.Image:
     """Convert any PIL mode to 8-bit RGB; alpha is composited over white."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(image, dtype=np.float64)
-        high = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
-        return Image.fromarray(np.clip(array / high * 255.0, 0, 255).astype(np.uint8)).convert("RGB")
+        if not np.isfinite(array).all():
+            raise ImageLoadError(f"{source}: the image holds NaN or infinite values")
+        if image.mode.startswith("I;16") or array.max() > 255:
+            high = 65535.0
+        else:  # float images in [0, 1] (as numpy float arrays are read) or 8-bit values
+            high = 1.0 if image.mode == "F" and array.max() <= 1.0 else 255.0
+        return Image.fromarray(np.clip(np.round(array / high * 255.0), 0, 255).astype(np.uint8)).convert("RGB")
     if image.mode == "P":
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
@@ -100,6 +116,8 @@ def _array_to_pil(array: np.ndarray) -> Image.Image:
     if array.size == 0:
         raise ImageLoadError(f"numpy array of shape {array.shape} is empty")
     if np.issubdtype(array.dtype, np.floating):
+        if not np.isfinite(array).all():
+            raise ImageLoadError(f"numpy array of shape {array.shape} holds NaN or infinite values")
         if array.min() < 0 or array.max() > 1:
             raise ImageLoadError("float image arrays must hold values in [0, 1]")
         array = (array * 255).round().astype(np.uint8)
@@ -110,14 +128,57 @@ def _array_to_pil(array: np.ndarray) -> Image.Image:
     return Image.fromarray(array)
 
 
+def _download(url: str, max_bytes: int, timeout_s: float, stop: threading.Event, result: list) -> None:
+    """Worker of :func:`_read_url`: append the body (or the error) to ``result``; give up once ``stop`` is set."""
+    too_big = f"{url}: the download is larger than the kit's limit of {max_bytes / 1e6:g} MB"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as response:
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise ImageLoadError(f"{too_big} (the server announces {int(declared) / 1e6:g} MB)")
+            data = bytearray()
+            while not stop.is_set():
+                chunk = response.read1(64 * 1024)  # returns what arrived: a trickle cannot hold one call forever
+                if not chunk:
+                    if declared.isdigit() and len(data) < int(declared):
+                        raise ImageLoadError(
+                            f"{url}: download failed (the connection closed after {len(data)} of {declared} bytes)"
+                        )
+                    result.append(bytes(data))
+                    return
+                data += chunk
+                if len(data) > max_bytes:
+                    raise ImageLoadError(too_big)
+    except ImageLoadError as exc:
+        result.append(exc)
+    except Exception as exc:  # noqa: BLE001 - network errors, a short body (IncompleteRead), a malformed URL
+        result.append(ImageLoadError(f"{url}: download failed ({type(exc).__name__}: {exc})"))
+
+
 def _read_url(url: str) -> bytes:
+    """The body of ``url``, within :data:`URL_TIMEOUT_S` seconds in total and :data:`MAX_URL_BYTES` bytes."""
     if not is_online():
         raise ImageLoadError(f"{url}: cannot download, the kit is offline (use a local file)")
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.read()
-    except OSError as exc:
-        raise ImageLoadError(f"{url}: download failed ({exc})") from exc
+    stop, result = threading.Event(), []
+    worker = threading.Thread(
+        target=_download, args=(url, MAX_URL_BYTES, URL_TIMEOUT_S, stop, result), name="deitlab-download", daemon=True
+    )
+    worker.start()
+    worker.join(URL_TIMEOUT_S)
+    if worker.is_alive():
+        stop.set()
+        raise ImageLoadError(f"{url}: the download did not finish within the kit's limit of {URL_TIMEOUT_S:g} s")
+    if isinstance(result[0], ImageLoadError):
+        raise result[0]
+    return result[0]
+
+
+def _check_pixels(size: tuple[int, int], source: str) -> None:
+    width, height = size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageLoadError(
+            f"{source}: {width}×{height} pixels is more than the kit's limit of {MAX_IMAGE_PIXELS / 1e6:g} megapixels"
+        )
 
 
 def _open_bytes(data: bytes, source: str) -> Image.Image:
@@ -125,7 +186,10 @@ def _open_bytes(data: bytes, source: str) -> Image.Image:
         raise ImageLoadError(f"{source}: the file is empty")
     try:
         image = Image.open(io.BytesIO(data))
+        _check_pixels(image.size, source)  # from the header, before decoding
         image.load()
+    except Image.DecompressionBombError as exc:
+        raise ImageLoadError(f"{source}: refused by Pillow as a possible decompression bomb ({exc})") from exc
     except UnidentifiedImageError as exc:
         raise ImageLoadError(f"{source}: not an image file (unrecognised format)") from exc
     except (OSError, SyntaxError, ValueError) as exc:
@@ -133,13 +197,22 @@ def _open_bytes(data: bytes, source: str) -> Image.Image:
     return image
 
 
+def _source_name(src: object) -> str:
+    """How messages name an image source: its path or URL, else its kind."""
+    if isinstance(src, (str, Path)):
+        return str(src)
+    return "PIL image" if isinstance(src, Image.Image) else "numpy array" if isinstance(src, np.ndarray) else "image"
+
+
 def load_image(src: str | Path | Image.Image | np.ndarray) -> Image.Image:
     """Load an image as 8-bit RGB with EXIF orientation applied.
 
     ``src`` may be a file path, an http(s) URL (online only), a PIL image or a numpy
-    array (H×W, H×W×3 or H×W×4; uint8, uint16 or float in [0, 1]). RGBA, LA, P,
-    grayscale, CMYK and 16-bit images are converted. Problems raise
-    :class:`ImageLoadError` naming the source and the reason.
+    array (H×W, H×W×3 or H×W×4; uint8, uint16 or float in [0, 1], no NaN). RGBA, LA, P,
+    grayscale, CMYK and 16-bit images are converted. Files over :data:`MAX_IMAGE_PIXELS`
+    (read from the header, before decoding) and URL downloads beyond :data:`URL_TIMEOUT_S`
+    or :data:`MAX_URL_BYTES` are refused.
+    Problems raise :class:`ImageLoadError` naming the source and the reason.
     """
     if isinstance(src, Image.Image):
         return _to_rgb(ImageOps.exif_transpose(src), "PIL image")
@@ -190,11 +263,23 @@ class Preprocessing:
             std=tuple(cfg.get("std", IMAGENET_STD)),
         )
 
+    @staticmethod
+    def check_size(image: Image.Image, source: str = "image") -> None:
+        """Raise :class:`ImageLoadError` for images beyond :data:`MAX_IMAGE_PIXELS` or :data:`MAX_ASPECT_RATIO`."""
+        _check_pixels(image.size, source)
+        width, height = image.size
+        if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+            raise ImageLoadError(
+                f"{source}: {width}×{height} pixels has an aspect ratio beyond the kit's limit of "
+                f"{MAX_ASPECT_RATIO:g}:1 (resizing its short side would blow up the long one); crop it first"
+            )
+
     def resize(self, image: Image.Image) -> Image.Image:
-        """Step 1: shorter side to ``resize_size`` with the configured interpolation."""
+        """Step 1: shorter side to ``resize_size`` with the configured interpolation (sizes checked first)."""
         from torchvision.transforms import InterpolationMode
         from torchvision.transforms.functional import resize
 
+        self.check_size(image)
         mode = InterpolationMode(self.interpolation)
         return resize(image, self.resize_size, interpolation=mode)
 
@@ -212,7 +297,9 @@ class Preprocessing:
 
     def __call__(self, src: str | Path | Image.Image | np.ndarray) -> torch.Tensor:
         """Any supported image source → normalised ``3×H×W`` tensor."""
-        return self.normalize(self.center_crop(self.resize(load_image(src))))
+        image = load_image(src)
+        self.check_size(image, _source_name(src))
+        return self.normalize(self.center_crop(self.resize(image)))
 
     def batch(self, sources: list) -> torch.Tensor:
         """Several image sources → one ``N×3×H×W`` batch."""

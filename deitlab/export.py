@@ -525,10 +525,41 @@ def onnx_reduce_range() -> bool:
     return "VNNI" in features and not features["VNNI"]
 
 
-def _quantize_onnx(source: Path, target: Path, reduce_range: bool) -> None:
+@contextlib.contextmanager
+def _without_onnx_quantization_notices() -> Iterator[None]:
+    """Drop ONNX Runtime quantization's info/warning records (e.g. "consider pre-processing") for the block only.
+
+    ORT logs them with module-level ``logging.warning`` on the root logger, so a filter on the
+    root logger that matches records from files of ``onnxruntime.quantization`` is the narrowest
+    scope. The root logger's level is left alone, and a temporary ``NullHandler`` stops
+    ``logging.warning`` from installing a stderr handler for the whole process (``basicConfig``).
+    """
     import logging
 
+    import onnxruntime.quantization
+
+    package = str(Path(onnxruntime.quantization.__file__).parent)
+
+    def keep(record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or not record.pathname.startswith(package)
+
+    root = logging.getLogger()
+    placeholder = logging.NullHandler() if not root.handlers else None
+    root.addFilter(keep)
+    if placeholder is not None:
+        root.addHandler(placeholder)
+    try:
+        yield
+    finally:
+        root.removeFilter(keep)
+        if placeholder is not None:
+            root.removeHandler(placeholder)
+
+
+def _quantize_onnx(source: Path, target: Path, reduce_range: bool) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    logging.getLogger().setLevel(logging.ERROR)  # the "consider pre-processing" notice
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, reduce_range=reduce_range)
+    with _without_onnx_quantization_notices():
+        quantize_dynamic(
+            str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, reduce_range=reduce_range
+        )

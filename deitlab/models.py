@@ -3,8 +3,10 @@
 Resolution order of :func:`load_model`:
 
 1. explicit local weights — the ``weights`` argument (file or directory) or
-   ``$DEITLAB_WEIGHTS_DIR/<name>.safetensors|.pth|/``;
-2. the hub, or the local Hugging Face cache when offline;
+   ``$DEITLAB_WEIGHTS_DIR/<name>.safetensors|.pth|.pt|/`` (a warning names the folder
+   and the file names tried when the variable is set but nothing matches);
+2. the hub, or the local Hugging Face cache when offline (a cached entry that
+   cannot be read raises :class:`DamagedWeightsError` naming the file);
 3. random initialisation of the same architecture, announced by a banner.
 """
 
@@ -12,7 +14,11 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 import os
+import re
+import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +31,8 @@ from deitlab.env import is_online
 WEIGHTS_DIR_ENV = "DEITLAB_WEIGHTS_DIR"
 RANDOM_WEIGHTS_BANNER = (
     "⚠ {name}: no pretrained weights reachable ({why}) → random initialisation. "
-    "Shapes, parameter counts, sizes and latencies are real; predictions are not."
+    "Shapes, parameter counts, sizes and latencies are real; predictions are not. "
+    "For real weights pass weights=… or put {stem}.safetensors in $DEITLAB_WEIGHTS_DIR ({weights_dir})."
 )
 
 #: Hugging Face ids the kit can build offline without a cached config.
@@ -43,6 +50,10 @@ HF_ARCHITECTURES: dict[str, dict] = {
 
 class UnknownModelError(ValueError):
     """The model name is neither a timm model nor a Hugging Face id the kit can build."""
+
+
+class DamagedWeightsError(ValueError):
+    """Cached pretrained weights exist but cannot be read; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -74,8 +85,8 @@ class LoadedModel:
 
 
 def is_hf_id(name: str) -> bool:
-    """Hugging Face ids look like ``org/model``."""
-    return "/" in name and not Path(name).exists()
+    """Hugging Face ids look like ``org/model`` (whether or not a local folder has that name)."""
+    return re.fullmatch(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*", name) is not None
 
 
 @functools.cache
@@ -83,29 +94,47 @@ def _known_names() -> tuple[str, ...]:
     return tuple(timm.list_models(pretrained=True)) + tuple(timm.list_models()) + tuple(HF_ARCHITECTURES)
 
 
-def _check_known(name: str) -> None:
-    if is_hf_id(name) or timm.is_model(name):
+def check_model_name(name: str, extra_names: Iterable[str] = ()) -> None:
+    """Raise :class:`UnknownModelError` (with the closest names) unless ``name`` is a timm name or an HF id.
+
+    ``extra_names`` are further accepted names (e.g. the kit's own models) to suggest.
+    """
+    extra = tuple(extra_names)
+    if name in extra or is_hf_id(name) or timm.is_model(name):
         return
-    close = difflib.get_close_matches(name, _known_names(), n=5, cutoff=0.6)
-    hint = f" Did you mean: {', '.join(dict.fromkeys(close))}?" if close else ""
+    close = [n for n in extra if name and n.startswith(name)]
+    close += difflib.get_close_matches(name, extra + _known_names(), n=5, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(list(dict.fromkeys(close))[:5])}?" if close else ""
     raise UnknownModelError(f"unknown model {name!r}: not a timm model name nor an 'org/model' id.{hint}")
 
 
-def _local_weights(name: str, weights: str | Path | None) -> Path | None:
+def weights_file_names(name: str) -> tuple[str, ...]:
+    """The names :func:`load_model` looks for in ``$DEITLAB_WEIGHTS_DIR`` (``org/model`` becomes ``org__model``)."""
+    stem = name.replace("/", "__")
+    return (f"{stem}.safetensors", f"{stem}.pth", f"{stem}.pt", stem)
+
+
+def _local_weights(name: str, weights: str | Path | None) -> tuple[Path | None, str]:
+    """The local weights to load (or None) and the state of ``$DEITLAB_WEIGHTS_DIR`` in a few words."""
     if weights is not None:
         path = Path(weights).expanduser()
         if not path.exists():
             raise FileNotFoundError(f"weights for {name!r} not found at {path}")
-        return path
+        return path, "not used: explicit weights"
     directory = os.environ.get(WEIGHTS_DIR_ENV)
     if not directory:
-        return None
-    stem = name.replace("/", "__")
-    for candidate in (f"{stem}.safetensors", f"{stem}.pth", f"{stem}.pt", stem):
-        path = Path(directory).expanduser() / candidate
-        if path.exists():
-            return path
-    return None
+        return None, "not set"
+    folder = Path(directory).expanduser()
+    tried = ", ".join(weights_file_names(name))
+    if not folder.is_dir():
+        note = f"{folder} is not a folder; looked for {tried}"
+    else:
+        for candidate in weights_file_names(name):
+            if (folder / candidate).exists():
+                return folder / candidate, f"found {candidate}"
+        note = f"{folder} has none of {tried}"
+    warnings.warn(f"{name}: ${WEIGHTS_DIR_ENV}: {note}", UserWarning, stacklevel=3)
+    return None, note
 
 
 def load_state_dict_file(path: str | Path) -> dict[str, torch.Tensor]:
@@ -167,7 +196,10 @@ def _load_timm(name: str, local: Path | None, pretrained: bool, **kwargs) -> tup
     model = timm.create_model(name, pretrained=False, **kwargs)
     cached = _timm_hub_cache_file(model) if pretrained else None
     if cached:
-        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=cached), **kwargs)
+        try:
+            model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=dict(file=cached), **kwargs)
+        except Exception as exc:  # noqa: BLE001 - any failure to read the cached file is reported with its path
+            raise _damaged(name, Path(cached), exc) from exc
         return model, WeightsSource("hf-cache", cached)
     why = "pretrained=False" if not pretrained else "offline and not in the local cache"
     return model, WeightsSource("random", why)
@@ -201,6 +233,44 @@ def _hf_model_class(config):
     return DeiTForImageClassificationWithTeacher if config.model_type == "deit" else ViTForImageClassification
 
 
+def _damaged(name: str, path: Path, exc: BaseException) -> DamagedWeightsError:
+    reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+    return DamagedWeightsError(
+        f"{path}: the cached pretrained weights of {name!r} cannot be read ({reason}); delete the file "
+        "(or its folder) to download it again, or load with pretrained=False"
+    )
+
+
+def _hf_cached_file(name: str, filename: str) -> Path | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(name, filename)
+    return Path(found) if isinstance(found, str) else None
+
+
+def _hf_damaged_file(name: str, config: Path) -> Path:
+    """The file of a cached HF entry that fails to load: an unparsable config, else the weights, else the folder."""
+    try:
+        json.loads(config.read_text())
+    except (OSError, ValueError):
+        return config
+    weights = [_hf_cached_file(name, f) for f in ("model.safetensors", "pytorch_model.bin")]
+    return next((w for w in weights if w is not None), config.parent)
+
+
+def _hf_source(name: str, online: bool) -> str | Path:
+    """What ``from_pretrained`` should open for the id ``name``.
+
+    The id itself, unless a folder of that name in the working directory would shadow it:
+    then the id's own snapshot folder in the Hugging Face cache (downloaded first when online).
+    """
+    if not Path(name).exists():
+        return name
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(name, local_files_only=not online, allow_patterns=["*.json", "*.safetensors"]))
+
+
 def _load_hf(name: str, local: Path | None, pretrained: bool, **kwargs) -> tuple[nn.Module, WeightsSource]:
     from transformers import AutoModelForImageClassification
 
@@ -209,9 +279,13 @@ def _load_hf(name: str, local: Path | None, pretrained: bool, **kwargs) -> tuple
     if pretrained:
         online = is_online()
         try:
-            model = AutoModelForImageClassification.from_pretrained(name, local_files_only=not online, **kwargs)
+            source = _hf_source(name, online)
+            model = AutoModelForImageClassification.from_pretrained(source, local_files_only=not online, **kwargs)
             return model, WeightsSource("hub" if online else "hf-cache", name)
         except (OSError, ValueError) as exc:
+            config = _hf_cached_file(name, "config.json")
+            if config is not None:
+                raise _damaged(name, _hf_damaged_file(name, config), exc) from exc
             why = "offline and not in the local cache" if not online else f"hub failed: {type(exc).__name__}"
         else:  # pragma: no cover - the try returns
             why = ""
@@ -237,10 +311,11 @@ def load_model(
     ``weights`` is an explicit local file (``.safetensors``/``.pth``) or a
     ``save_pretrained`` directory. Extra keyword arguments go to
     ``timm.create_model`` / ``from_pretrained``. With random weights a one-line
-    banner is printed (unless ``verbose=False``).
+    banner is printed (unless ``verbose=False``). Cached pretrained weights that
+    cannot be read raise :class:`DamagedWeightsError` naming the file.
     """
-    _check_known(name)
-    local = _local_weights(name, weights)
+    check_model_name(name)
+    local, weights_dir = _local_weights(name, weights)
     if is_hf_id(name):
         model, source = _load_hf(name, local, pretrained, **kwargs)
         library = "transformers"
@@ -248,7 +323,8 @@ def load_model(
         model, source = _load_timm(name, local, pretrained, **kwargs)
         library = "timm"
     if verbose and source.kind == "random" and pretrained:
-        print(RANDOM_WEIGHTS_BANNER.format(name=name, why=source.detail))
+        stem = weights_file_names(name)[0].removesuffix(".safetensors")
+        print(RANDOM_WEIGHTS_BANNER.format(name=name, why=source.detail, stem=stem, weights_dir=weights_dir))
     return LoadedModel(model.eval(), source, name, library)
 
 

@@ -31,8 +31,9 @@ def test_resolve_variants():
     assert bench.resolve_variants("eager-fp32, eager-int8,eager-fp32") == ["eager-fp32", "eager-int8"]
     with pytest.raises(ValueError, match="unknown variant"):
         bench.resolve_variants(["eager-fp32", "warp-drive"])
-    with pytest.raises(ValueError, match="unknown variant"):
-        bench.resolve_variants("")
+    for nothing in ("", " , ", []):
+        with pytest.raises(ValueError, match="no variant names given"):
+            bench.resolve_variants(nothing)
 
 
 def test_tutorial_variants_come_first_in_table_order():
@@ -155,6 +156,16 @@ def test_tutorial_table_and_recommend_need_timed_rows():
 def test_bench_model_tiny_random():
     model, inputs = bench.bench_model("tiny-deit-random")
     assert inputs.shape == (64, 1, 28, 28) and model(inputs[:2]).shape == (2, 10)
+
+
+def test_bench_model_and_its_name_check_agree_on_the_kit_models(monkeypatch):
+    from deitlab.models import UnknownModelError
+
+    for name in bench.KIT_MODELS:
+        bench.check_model_name(name)
+    monkeypatch.setattr("deitlab.models.tiny_deit", lambda: pytest.fail("built a model for a wrong name"))
+    with pytest.raises(UnknownModelError, match="Did you mean: tiny-deit, tiny-deit-random"):
+        bench.bench_model("tiny")
 
 
 def test_count_flops_of_a_vit_by_group():

@@ -22,6 +22,6 @@ def test_env_json(monkeypatch, capsys):
     assert payload["report"]["online"] is False
 
 
-def test_cli_without_a_command_explains_usage():
+def test_cli_without_a_command_points_to_the_help():
     done = subprocess.run([sys.executable, "-m", "deitlab.cli"], capture_output=True, text=True)
-    assert done.returncode == 2 and "usage: deitlab" in done.stderr
+    assert done.returncode == 2 and "deitlab --help" in done.stderr and done.stderr.count("\n") == 1

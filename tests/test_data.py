@@ -1,5 +1,8 @@
+import http.server
 import io
 import re
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -196,3 +199,163 @@ def test_mnist_loaders_seed_shuffles_while_split_seed_picks_the_held_out_digits(
     assert not torch.equal(next(iter(train_a))[1], next(iter(train_b))[1])  # another order
     _, test_c = data.mnist_loaders(batch_size=64, seed=0, split_seed=1)
     assert not torch.equal(test_a.dataset.tensors[0], test_c.dataset.tensors[0])
+
+
+@pytest.mark.parametrize("size", [(4000, 1), (1, 4000), (2100, 100)])
+def test_preprocessing_refuses_absurd_aspect_ratios_naming_the_limit(size):
+    with pytest.raises(ImageLoadError, match=r"aspect ratio beyond the kit's limit of 20:1"):
+        Preprocessing()(Image.new("RGB", size))
+    with pytest.raises(ImageLoadError, match="^numpy array: "):
+        Preprocessing()(np.zeros((size[1], size[0], 3), np.uint8))
+
+
+def test_preprocessing_accepts_a_panorama_within_the_limit():
+    assert Preprocessing()(Image.new("RGB", (1900, 100))).shape == (3, 224, 224)
+
+
+def test_preprocessing_names_the_file_it_refuses(tmp_path):
+    path = _save(Image.new("L", (3000, 2)), tmp_path / "strip.png")
+    with pytest.raises(ImageLoadError, match=re.escape(str(path))):
+        Preprocessing()(path)
+
+
+def test_preprocessing_resize_step_checks_sizes_too():
+    with pytest.raises(ImageLoadError, match="aspect ratio"):
+        Preprocessing().resize(Image.new("RGB", (4000, 1)))
+
+
+def test_files_above_the_pixel_limit_are_refused_before_decoding(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "MAX_IMAGE_PIXELS", 100 * 100)
+    path = _save(Image.new("RGB", (101, 100)), tmp_path / "big.png")
+    with pytest.raises(ImageLoadError, match=re.escape(str(path)) + r".*101×100 pixels.*0.01 megapixels"):
+        load_image(path)
+
+
+def test_pillow_decompression_bomb_error_is_wrapped_naming_the_file(tmp_path, monkeypatch):
+    path = _save(Image.new("RGB", (64, 64)), tmp_path / "bomb.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # Pillow refuses images above twice this
+    with pytest.raises(ImageLoadError, match=re.escape(str(path)) + ".*decompression bomb"):
+        load_image(path)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_and_inf_arrays_are_rejected(bad):
+    array = np.full((4, 4, 3), 0.5, np.float32)
+    array[1, 2, 0] = bad
+    with pytest.raises(ImageLoadError, match="NaN or infinite"):
+        load_image(array)
+
+
+def test_nan_in_a_float_tiff_is_rejected_naming_the_file(tmp_path):
+    array = np.full((4, 4), 100.0, np.float32)
+    array[0, 0] = np.nan
+    path = _save(Image.fromarray(array, mode="F"), tmp_path / "nan.tiff")
+    with pytest.raises(ImageLoadError, match=re.escape(str(path)) + ".*NaN or infinite"):
+        load_image(path)
+
+
+def test_float_tiff_in_zero_one_is_scaled_like_a_float_array(tmp_path):
+    path = _save(Image.fromarray(np.full((4, 4), 0.5, np.float32), mode="F"), tmp_path / "half.tiff")
+    assert load_image(path).getpixel((0, 0)) == load_image(np.full((4, 4), 0.5, np.float32)).getpixel((0, 0))
+    assert load_image(path).getpixel((0, 0)) == (128, 128, 128)
+
+
+def test_random_bytes_are_not_an_image(tmp_path):
+    path = _write(tmp_path / "noise.png", np.random.default_rng(0).bytes(2048))
+    with pytest.raises(ImageLoadError, match=re.escape(str(path))):
+        load_image(path)
+
+
+def test_sixteen_bit_big_endian_tiff_is_scaled(tmp_path):
+    image = Image.frombytes("I;16B", (8, 8), np.full((8, 8), 40000, dtype=">u2").tobytes())
+    path = _save(image, tmp_path / "deep.tiff")
+    value = np.asarray(load_image(path))[0, 0, 0]
+    assert abs(int(value) - round(40000 / 65535 * 255)) <= 1
+
+
+def test_cmyk_is_converted_to_the_right_colour(tmp_path):
+    path = _save(Image.new("CMYK", (8, 8), (0, 255, 255, 0)), tmp_path / "red.tiff")  # pure red in CMYK
+    assert load_image(path).getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_grayscale_keeps_its_value_in_every_channel(tmp_path):
+    path = _save(Image.new("L", (8, 8), 77), tmp_path / "gray.png")
+    assert load_image(path).getpixel((0, 0)) == (77, 77, 77)
+
+
+# --- URL downloads, against a server on the loopback interface -------------------------
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    png = b""
+
+    def log_message(self, *args) -> None:  # keep the test output clean
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        if self.path == "/cat.png":
+            self._headers(len(self.png))
+            self.wfile.write(self.png)
+        elif self.path == "/slow.png":  # one byte every 50 ms: each read is quick, the whole is not
+            self._headers(len(self.png))
+            for byte in self.png[:200]:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.05)
+        elif self.path == "/short.png":  # the connection closes before the announced length
+            self._headers(len(self.png))
+            self.wfile.write(self.png[:10])
+        elif self.path == "/announced-huge.png":
+            self._headers(10**9)
+        elif self.path == "/unannounced-huge.png":  # no Content-Length: read until the connection closes
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.end_headers()
+            self.wfile.write(b"\0" * 5000)
+
+    def _headers(self, length: int) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png")
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+
+
+@pytest.fixture
+def server(monkeypatch, photo):
+    buffer = io.BytesIO()
+    photo.resize((64, 48)).save(buffer, format="PNG")
+    _Handler.png = buffer.getvalue()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.setattr(data, "is_online", lambda: True)
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_url_download_loads_the_image(server):
+    assert load_image(f"{server}/cat.png").size == (64, 48)
+
+
+def test_url_download_has_a_total_time_limit(server, monkeypatch):
+    monkeypatch.setattr(data, "URL_TIMEOUT_S", 1.0)
+    with pytest.raises(ImageLoadError, match=re.escape(f"{server}/slow.png") + ".*within the kit's limit of 1 s"):
+        load_image(f"{server}/slow.png")
+
+
+@pytest.mark.parametrize("path", ["/announced-huge.png", "/unannounced-huge.png"])
+def test_url_download_has_a_size_cap(server, monkeypatch, path):
+    monkeypatch.setattr(data, "MAX_URL_BYTES", 1000)
+    with pytest.raises(
+        ImageLoadError, match=re.escape(f"{server}{path}") + ".*larger than the kit's limit of 0.001 MB"
+    ):
+        load_image(f"{server}{path}")
+
+
+@pytest.mark.parametrize("path", ["/missing.png", "/short.png"])
+def test_url_download_failure_names_the_url(server, path):
+    with pytest.raises(ImageLoadError, match=re.escape(f"{server}{path}") + ".*download failed"):
+        load_image(f"{server}{path}")

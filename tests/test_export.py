@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -234,3 +238,52 @@ def test_exports_are_cache_entries_and_a_damaged_one_is_exported_again(
     assert again.reason.endswith("exported now") and again.parity.max_abs_diff < 1e-5
     assert f"deitlab cache: {first.path} is damaged" in capfd.readouterr().err
     assert not list(export.artifact_dir().glob("*.json"))  # no sidecars any more
+
+
+def _matmul_onnx(path: Path) -> Path:
+    """A one-MatMul ONNX model with a 32×32 weight: enough for ORT's dynamic int8 quantizer."""
+    onnx = pytest.importorskip("onnx", reason="onnx is not installed")
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((32, 32)).astype(np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "matmul",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32])],
+        [weight],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def test_onnx_int8_quantization_leaves_the_root_logger_alone(tmp_path, caplog):
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime is not installed")
+    root = logging.getLogger()
+    before = (root.level, list(root.handlers), list(root.filters))
+    with caplog.at_level(logging.WARNING):
+        export._quantize_onnx(_matmul_onnx(tmp_path / "fp32.onnx"), tmp_path / "int8.onnx", reduce_range=False)
+        logging.getLogger("deitlab.test").warning("a warning of the learner's own code")
+    assert (tmp_path / "int8.onnx").stat().st_size > 0
+    assert (root.level, list(root.handlers), list(root.filters)) == before
+    assert "a warning of the learner's own code" in caplog.text
+    assert "pre-processing" not in caplog.text  # ORT's notice stays hidden during the quantization
+
+
+def test_onnx_quantization_does_not_install_a_root_handler(tmp_path):
+    pytest.importorskip("onnxruntime", reason="ONNX Runtime is not installed")
+    script = (
+        "import logging, sys\n"
+        "from pathlib import Path\n"
+        "from deitlab import export\n"
+        "export._quantize_onnx(Path(sys.argv[1]), Path(sys.argv[2]), reduce_range=False)\n"
+        "root = logging.getLogger()\n"
+        "print(logging.getLevelName(root.level), len(root.handlers), len(root.filters))\n"
+    )
+    source = _matmul_onnx(tmp_path / "fp32.onnx")
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(source), str(tmp_path / "int8.onnx")], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["WARNING", "0", "0"]
+    assert "pre-processing" not in done.stderr

@@ -1,4 +1,10 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
+import timm
 import torch
 
 from deitlab import models
@@ -134,3 +140,99 @@ def test_small_cnn_shapes_and_fusable_names():
 def test_offline_hf_build_honours_keyword_arguments():
     model = load_model("facebook/deit-tiny-patch16-224", verbose=False, attn_implementation="eager").model
     assert model.config._attn_implementation == "eager"
+
+
+def test_weights_dir_that_is_missing_is_named_in_a_warning_and_in_the_banner(tmp_path, monkeypatch, capsys):
+    missing = tmp_path / "no-such-folder"
+    monkeypatch.setenv(models.WEIGHTS_DIR_ENV, str(missing))
+    with pytest.warns(UserWarning, match="DEITLAB_WEIGHTS_DIR") as warned:
+        loaded = load_model(SMALL)
+    message = str(warned[0].message)
+    assert str(missing) in message and "not a folder" in message
+    assert all(name in message for name in models.weights_file_names(SMALL))
+    assert loaded.source.kind == "random"
+    banner = capsys.readouterr().out
+    assert "$DEITLAB_WEIGHTS_DIR" in banner and str(missing) in banner
+
+
+def test_weights_dir_without_a_matching_file_is_named_in_a_warning(tmp_path, monkeypatch):
+    models.save_weights(torch.nn.Linear(2, 2), tmp_path / "some_other_model.safetensors")
+    monkeypatch.setenv(models.WEIGHTS_DIR_ENV, str(tmp_path))
+    with pytest.warns(UserWarning, match=f"{tmp_path} has none of {SMALL}.safetensors, {SMALL}.pth"):
+        assert load_model(SMALL, verbose=False).source.kind == "random"
+
+
+def test_banner_says_how_to_provide_weights_when_the_variable_is_unset(capsys):
+    load_model(SMALL)
+    banner = capsys.readouterr().out
+    assert f"{SMALL}.safetensors in $DEITLAB_WEIGHTS_DIR (not set)" in banner and banner.count("\n") == 1
+
+
+def test_weights_file_names():
+    assert models.weights_file_names("org/m") == ("org__m.safetensors", "org__m.pth", "org__m.pt", "org__m")
+
+
+def test_a_local_folder_named_like_an_hf_id_does_not_shadow_it(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "facebook" / "deit-tiny-patch16-224").mkdir(parents=True)
+    assert models.is_hf_id("facebook/deit-tiny-patch16-224")
+    loaded = load_model("facebook/deit-tiny-patch16-224", verbose=False)
+    assert loaded.library == "transformers" and loaded.source.kind == "random"
+    assert "not in the local cache" in loaded.source.detail
+
+
+@pytest.mark.parametrize("name", ["./facebook/x", "/abs/path", "a/b/c", "org/", "deit_base_patch16_224"])
+def test_paths_are_not_hf_ids(name):
+    assert not models.is_hf_id(name)
+
+
+def test_check_model_name_suggests_extra_names_first():
+    models.check_model_name("tiny-deit", extra_names=["tiny-deit"])
+    with pytest.raises(UnknownModelError, match="Did you mean: tiny-deit, tiny-deit-random"):
+        models.check_model_name("tiny", extra_names=["tiny-deit", "tiny-deit-random"])
+
+
+_DAMAGED_CACHE_SCRIPT = """
+import sys
+from deitlab import models
+try:
+    loaded = models.load_model(sys.argv[1], verbose=False)
+except Exception as exc:
+    print(f"{type(exc).__name__}: {exc}")
+else:
+    print("loaded:", loaded.source)
+"""
+
+
+def _fake_hf_cache(cache: Path, repo: str, files: dict[str, bytes]) -> Path:
+    entry = cache / f"models--{repo.replace('/', '--')}"
+    (entry / "refs").mkdir(parents=True)
+    (entry / "refs" / "main").write_text("0" * 40)
+    snapshot = entry / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    for name, content in files.items():
+        (snapshot / name).write_bytes(content)
+    return snapshot
+
+
+def _load_in_subprocess(name: str, cache: Path) -> str:
+    env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-c", _DAMAGED_CACHE_SCRIPT, name], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_damaged_hf_cache_entries_are_named_not_replaced_by_random_weights(tmp_path):
+    hf_id = "facebook/deit-tiny-patch16-224"
+    config = _fake_hf_cache(tmp_path / "hub", hf_id, {"config.json": b'{"model_type": "vit", '}) / "config.json"
+    out = _load_in_subprocess(hf_id, tmp_path / "hub")
+    assert out.startswith("DamagedWeightsError:") and f"{config}:" in out
+
+
+def test_damaged_timm_weights_in_the_hf_cache_are_named(tmp_path):
+    repo = timm.create_model(SMALL, pretrained=False).pretrained_cfg["hf_hub_id"]
+    weights = _fake_hf_cache(tmp_path / "hub", repo, {"model.safetensors": os.urandom(4096)}) / "model.safetensors"
+    out = _load_in_subprocess(SMALL, tmp_path / "hub")
+    assert out.startswith("DamagedWeightsError:") and f"{weights}:" in out

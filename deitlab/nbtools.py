@@ -1,8 +1,9 @@
 """Notebook housekeeping after ``nbstripout``: Colab links and the nbval policy.
 
-``python -m deitlab.nbtools sync NOTEBOOK...`` rewrites the Colab badge and install
-cell from ``deitlab._project`` and numbers the cells whose output is kept (nbval
-refuses kept outputs on a cell without an execution count);
+``python -m deitlab.nbtools sync NOTEBOOK...`` rewrites the Colab badge and the whole
+install cell from ``deitlab._project`` (with the deployment stack from notebook 04 on)
+and numbers the cells whose output is kept (nbval refuses kept outputs on a cell
+without an execution count);
 ``python -m deitlab.nbtools check NOTEBOOK...`` lists every problem (exit 1 if any).
 """
 
@@ -13,10 +14,9 @@ import re
 import sys
 from pathlib import Path
 
-from deitlab._project import colab_badge, colab_install_command
+from deitlab._project import colab_badge, install_cell, needs_deployment_stack
 
 _BADGE = re.compile(r"\[!\[Open in Colab\]\([^)]*\)\]\([^)]*\)")
-_INSTALL = re.compile(r"pip install -q \"deitlab\[[^\]]*\] @ git\+[^\"]*\"")
 COLAB_TAG = "colab"
 KEEP_FLAG = "keep_output"
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
@@ -33,8 +33,9 @@ def _source(cell: dict) -> str:
 
 
 def expected_links(notebook: Path) -> tuple[str, str]:
-    """The badge markdown and the pip command this notebook should contain."""
-    return colab_badge(_repo_path(notebook)), colab_install_command()
+    """The badge markdown and the install cell this notebook should contain."""
+    path = _repo_path(notebook)
+    return colab_badge(path), install_cell(deploy=needs_deployment_stack(path))
 
 
 def problems(notebook: str | Path) -> list[str]:
@@ -46,8 +47,10 @@ def problems(notebook: str | Path) -> list[str]:
     if not cells or badge not in _source(cells[0]):
         found.append(f"{notebook}: first cell lacks the badge {badge}")
     install_cells = [c for c in cells if COLAB_TAG in c.get("metadata", {}).get("tags", [])]
-    if len(install_cells) != 1 or install not in _source(install_cells[0]):
-        found.append(f"{notebook}: needs exactly one cell tagged {COLAB_TAG!r} running `{install}`")
+    if len(install_cells) != 1 or _source(install_cells[0]) != install.rstrip("\n"):
+        found.append(
+            f"{notebook}: needs exactly one cell tagged {COLAB_TAG!r} holding the install cell (run `make strip`)"
+        )
     for index, cell in enumerate(cells):
         if cell["cell_type"] != "code":
             continue
@@ -74,7 +77,7 @@ def sync(notebook: str | Path) -> bool:
         if index == 0:
             source = _BADGE.sub(badge, source)
         if COLAB_TAG in cell.get("metadata", {}).get("tags", []):
-            source = _INSTALL.sub(install, source)
+            source = install.rstrip("\n")
         cell["source"] = source.splitlines(keepends=True)
         if cell["cell_type"] == "code":
             cell["execution_count"] = index if cell.get("outputs") else None

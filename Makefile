@@ -47,7 +47,7 @@ NBVAL_ENV := DEITLAB_CACHE=$(CACHE) HF_HUB_OFFLINE=1 TQDM_MININTERVAL=5
 ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 NBVAL     := --nbval-lax --nbval-current-env --nbval-cell-timeout=3600 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup dev lab test check unit nbval e2e run bench strip lint lock wheel-check refresh cpp-demo clean
+.PHONY: setup dev lab test check minimums unit nbval e2e run bench strip lint lock wheel-check refresh cpp-demo clean
 
 setup: $(VENV)/.deitlab-installed
 dev: $(VENV)/.dev-installed
@@ -77,6 +77,13 @@ $(VENV)/.deitlab-installed: $(VENV)/.torch-installed pyproject.toml requirements
 $(VENV)/.dev-installed: $(VENV)/.deitlab-installed requirements/dev.txt
 	$(call install_kit,all,requirements/dev.txt)
 	touch $@
+
+# Prove the lower bounds of pyproject.toml: the unit tests on torch 2.11 / torchvision 0.26 /
+# torchao 0.13 (requirements/minimums.txt), in build/minimums (PyPI; ~3 GB on Linux x86-64).
+minimums:
+	$(PYTHON) -m venv build/minimums
+	build/minimums/bin/pip install -r requirements/minimums.txt -e ".[deploy,lab,dev]"
+	HF_HUB_OFFLINE=1 build/minimums/bin/python -m pytest -q -n $(WORKERS) tests
 
 # Rewrite the lock files from pyproject.toml (on Linux x86-64 with Python 3.11)
 lock: $(VENV)/.torch-installed

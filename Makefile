@@ -1,10 +1,28 @@
 # deitlab — the two commands a learner needs are `make lab` and `make test`.
-# Every target bootstraps .venv first (Python 3.11, the pinned CPU-served torch,
-# then the kit with all extras, editable); a second run skips what is installed.
+# `make lab` bootstraps .venv with what learners need (torch 2.14.1, then the kit with the
+# deployment stack and JupyterLab, editable); `make test` adds the test tools (pytest,
+# nbval, playwright, ruff); `make check` is the short "does my install work" run.
+# A second run skips what is installed.
+#
+# On Linux x86-64 with Python 3.11 the packages come from the hashed lock files in
+# requirements/ (`make lock` rewrites them); elsewhere from pyproject.toml's ranges.
+#
+# TORCH=pypi (default) takes torch 2.14.1 from PyPI: on Linux x86-64 that is the CUDA
+# build plus ~15 nvidia wheels (about 3 GB; it runs on the CPU when there is no GPU); on
+# macOS, Windows and Linux aarch64 it is the CPU build (MPS on Apple Silicon).
+# TORCH=cpu takes PyTorch's CPU-only wheels (about 200 MB) from download.pytorch.org.
 
-PYTHON    ?= python3.11
+# The first Python >= 3.11 on PATH (override: make lab PYTHON=/path/to/python3.12)
+PYTHON    ?= $(firstword $(foreach p,python3.13 python3.12 python3.11 python3,\
+             $(shell $(p) -c 'import sys; sys.version_info >= (3, 11) and print("$(p)")' 2>/dev/null)))
 VENV      ?= .venv
 BIN       := $(VENV)/bin
+TORCH     ?= pypi
+TORCH_SOURCE_pypi :=
+TORCH_SOURCE_cpu  := --index-url https://download.pytorch.org/whl/cpu
+TORCH_SOURCE := $(TORCH_SOURCE_$(TORCH))
+# Lock files apply where they were made (Linux x86-64, Python 3.11); elsewhere the ranges do
+LOCKED     = $(shell $(BIN)/python -c 'import platform, sys; print(int(platform.system() == "Linux" and platform.machine() == "x86_64" and sys.version_info[:2] == (3, 11)))' 2>/dev/null)
 PORT      ?= 8888
 # Jupyter refuses to run as root unless told (containers, CI machines)
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
@@ -29,21 +47,48 @@ NBVAL_ENV := DEITLAB_CACHE=$(CACHE) HF_HUB_OFFLINE=1 TQDM_MININTERVAL=5
 ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 NBVAL     := --nbval-lax --nbval-current-env --nbval-cell-timeout=3600 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup lab test unit nbval rerun e2e run bench strip lint wheel-check refresh cpp-demo clean
+.PHONY: setup dev lab test check minimums unit nbval rerun e2e run bench strip lint lock wheel-check refresh cpp-demo clean
 
 setup: $(VENV)/.deitlab-installed
+dev: $(VENV)/.dev-installed
 
 $(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "make: deitlab needs Python >= 3.11, and none of python3.13, python3.12, python3.11, python3 on PATH is one (install one, or: make lab PYTHON=/path/to/python3.x)" >&2; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(VENV)/.torch-installed: | $(BIN)/python
-	$(BIN)/pip install torch==2.14.1 torchvision==0.29.1
+	@case "$(TORCH)" in pypi|cpu) ;; *) echo "make: TORCH=$(TORCH): use TORCH=pypi (default) or TORCH=cpu" >&2; exit 2;; esac
+	$(BIN)/pip install $(TORCH_SOURCE) torch==2.14.1 torchvision==0.29.1
 	touch $@
 
-$(VENV)/.deitlab-installed: $(VENV)/.torch-installed pyproject.toml
-	$(BIN)/pip install -e ".[all]"
+# $(1): the extra; $(2): its lock file
+define install_kit
+	$(if $(filter 1,$(LOCKED)),$(BIN)/pip install --require-hashes --no-deps -r $(2) && $(BIN)/pip install --no-deps -e .,$(BIN)/pip install -e ".[$(1)]")
+	$(BIN)/pip check
+endef
+
+# What learners need: the kit, the deployment stack, JupyterLab
+$(VENV)/.deitlab-installed: $(VENV)/.torch-installed pyproject.toml requirements/learner.txt
+	$(call install_kit,learner,requirements/learner.txt)
 	touch $@
+
+# ... and the test tools
+$(VENV)/.dev-installed: $(VENV)/.deitlab-installed requirements/dev.txt
+	$(call install_kit,all,requirements/dev.txt)
+	touch $@
+
+# Prove the lower bounds of pyproject.toml: the unit tests on torch 2.11 / torchvision 0.26 /
+# torchao 0.13 (requirements/minimums.txt), in build/minimums (PyPI; ~3 GB on Linux x86-64).
+minimums:
+	$(PYTHON) -m venv build/minimums
+	build/minimums/bin/pip install -r requirements/minimums.txt -e ".[deploy,lab,dev]"
+	HF_HUB_OFFLINE=1 build/minimums/bin/python -m pytest -q -n $(WORKERS) tests
+
+# Rewrite the lock files from pyproject.toml (on Linux x86-64 with Python 3.11)
+lock: $(VENV)/.torch-installed
+	$(BIN)/python requirements/lock.py learner requirements/learner.txt
+	$(BIN)/python requirements/lock.py all requirements/dev.txt
 
 lab: setup
 	@echo "JupyterLab → http://127.0.0.1:$(PORT)/lab (the full URL with its token follows)"
@@ -51,26 +96,31 @@ lab: setup
 
 # Unit tests, every notebook and every solution notebook under nbval, then the browser pass.
 # Per-test times (every notebook cell) land in build/reports/*.xml.
-test: setup
+test: dev
 	$(NBVAL_ENV) $(ONE_THREAD) $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(NBVAL) --junitxml=build/reports/parallel.xml tests $(PARALLEL) $(SOLUTIONS)
 	$(if $(SERIAL),$(NBVAL_ENV) $(BIN)/python -m pytest $(NBVAL) --junitxml=build/reports/serial.xml $(SERIAL))
 	$(MAKE) rerun
 	$(MAKE) e2e
 
-unit: setup
+unit: dev
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n $(WORKERS) tests
 
-nbval: setup
+nbval: dev
 	$(NBVAL_ENV) $(ONE_THREAD) $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(NBVAL) $(PARALLEL) $(SOLUTIONS)
 	$(if $(SERIAL),$(NBVAL_ENV) $(BIN)/python -m pytest $(NBVAL) $(SERIAL))
 
 # Every notebook's code cells twice in one kernel, as an instructor re-runs them live
 # (02, 04 and 07 with a busy loop on one core the second time). Uses the warm cache.
-rerun: setup
+rerun: dev
 	$(NBVAL_ENV) $(ONE_THREAD) $(BIN)/python -m pytest -n $(WORKERS) -m rerun --junitxml=build/reports/rerun.xml tests/rerun
 
+# Does my install work? The unit tests and notebook 00 (a few minutes on a laptop).
+check: dev
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -n $(WORKERS) tests
+	$(NBVAL_ENV) $(BIN)/python -m pytest -q $(NBVAL) notebooks/00_setup.ipynb
+
 # JupyterLab in Debian's headless Chromium: 00_setup and every notebook with a widget explorer.
-e2e: setup
+e2e: dev
 	sh tests/e2e/install_browser.sh
 	DEITLAB_CACHE=$(CACHE) HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m e2e -rP $(E2E_ARGS) tests/e2e
 
@@ -88,16 +138,16 @@ bench: setup
 	$(BIN)/deitlab bench --model deit_base_patch16_224 --quick --out build/bench
 
 # Strip outputs (cells tagged keep_output keep theirs) and re-sync the Colab links.
-strip: setup
+strip: dev
 	$(BIN)/nbstripout --keep-id $(NOTEBOOKS) $(SOLUTIONS)
 	$(BIN)/python -m deitlab.nbtools sync $(NOTEBOOKS) $(SOLUTIONS)
 
-lint: setup
+lint: dev
 	$(BIN)/ruff check deitlab tests notebooks
 	$(BIN)/ruff format --check deitlab tests notebooks
 
 # Build a wheel, install it (not editable) into a scratch venv, import it from elsewhere.
-wheel-check: setup
+wheel-check: dev
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests/test_packaging.py
 
 # Optional (notebook 06, going further): compile a tiny C++ program against the wheel's
@@ -112,7 +162,7 @@ clean:
 # with its cell's source fingerprint (a test fails when a cell changes after that).
 # NB=notebooks/03_*.ipynb limits it to some notebooks.
 NB ?= $(NOTEBOOKS) $(SOLUTIONS)
-refresh: setup
+refresh: dev
 	HF_HUB_OFFLINE=1 $(BIN)/jupyter nbconvert --to notebook --execute --inplace $(NB) --log-level WARN
 	$(MAKE) strip
 	$(BIN)/python -m deitlab.nbtools stamp $(NB)

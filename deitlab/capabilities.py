@@ -135,6 +135,13 @@ _TIMED_OUT = "probe did not finish within"
 
 def _short_reason(exc: BaseException) -> str:
     """First meaningful line of an exception, trimmed for a table cell."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name == "executorch":
+        from deitlab.compat import tied_requirements
+
+        pins = [pin for pin in tied_requirements(torch.__version__) if pin.startswith("executorch")]
+        if not pins:
+            return f"not installed: no ExecuTorch release is built for torch {torch.__version__} (deitlab/compat.py)"
+        return f"not installed: executorch (pip install '{pins[0]}', the release built for this torch)"
     if isinstance(exc, ModuleNotFoundError):
         return f"not installed: {exc.name} (pip install 'deitlab[deploy]')"
     text = " ".join(str(exc).split())

@@ -1,4 +1,4 @@
-"""The ``deitlab`` command line: ``deitlab env`` and ``deitlab bench``."""
+"""The ``deitlab`` command line: ``deitlab env``, ``deitlab bench`` and ``deitlab fetch``."""
 
 from __future__ import annotations
 
@@ -209,6 +209,43 @@ def _save_with_fallback(df: pd.DataFrame, out: Path) -> int:
     return 0
 
 
+def _cmd_fetch(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from deitlab.fetch import NOTEBOOK_WEIGHTS, FetchError, fetch_one, instructions
+    from deitlab.models import WEIGHTS_DIR_ENV, UnknownModelError
+
+    folder = args.to or os.environ.get(WEIGHTS_DIR_ENV)
+    if not folder:
+        print(f"deitlab fetch: give --to FOLDER or set {WEIGHTS_DIR_ENV}", file=sys.stderr)
+        return 2
+    folder = Path(folder).expanduser().resolve()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"deitlab fetch: cannot create {folder}: {exc.strerror}", file=sys.stderr)
+        return 2
+    names = tuple(n.strip() for n in args.models.split(",") if n.strip()) if args.models else NOTEBOOK_WEIGHTS
+    if not names:
+        print("deitlab fetch: --models is empty", file=sys.stderr)
+        return 2
+    failed = 0
+    for name in names:
+        try:
+            fetched = fetch_one(name, folder)
+        except (FetchError, UnknownModelError, OSError) as exc:
+            print(f"✗ {exc}", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"✓ {name:34} {fetched.size_bytes / 1e6:8.1f} MB  {fetched.origin:13} {fetched.path}")
+    if failed:
+        print(f"deitlab fetch: {failed} of {len(names)} models missing in {folder}", file=sys.stderr)
+        return 1
+    print(instructions(folder))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-command per task."""
     parser = _Parser(prog="deitlab", description="Vision Transformer deployment workbook helpers")
@@ -242,6 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", default="build/bench", help="folder for bench.csv and bench.json")
     bench.add_argument("--list", action="store_true", help="list the variants and exit")
     bench.set_defaults(handler=_cmd_bench)
+
+    fetch = commands.add_parser("fetch", help="download and verify the notebooks' pretrained weights into a folder")
+    fetch.add_argument("--to", default=None, help="the folder (default: $DEITLAB_WEIGHTS_DIR)")
+    fetch.add_argument("--models", default=None, help="comma-separated model names (default: every notebook's)")
+    fetch.set_defaults(handler=_cmd_fetch)
     return parser
 
 

@@ -7,7 +7,6 @@ import functools
 import importlib.metadata
 import os
 import platform
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -37,7 +36,6 @@ SPEED_FEATURES = {
     "NEON": ("asimd", "neon"),
 }
 
-_HUB_HOST = ("huggingface.co", 443)
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -54,6 +52,7 @@ class EnvReport:
     gpu: str | None
     online: bool
     extra: dict[str, str] = field(default_factory=dict)
+    network: str = ""  # :func:`network_status`: the same answer with the hub address tried
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -68,7 +67,7 @@ class EnvReport:
             f"features   {features}",
             f"threads    {self.threads}",
             f"gpu        {self.gpu or 'none'}",
-            f"network    {'online' if self.online else 'offline'}",
+            f"network    {self.network or ('online' if self.online else 'offline')}",
         ]
         return "\n".join(lines)
 
@@ -170,26 +169,39 @@ def cache_dir() -> Path:
     return path
 
 
-def _hub_disabled_by_env() -> bool:
-    return any(
-        os.environ.get(var, "").strip().lower() in _TRUE
-        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "DEITLAB_OFFLINE")
-    )
+def _offline_variable() -> str | None:
+    """The environment variable that switches the hub off, if one is set."""
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "DEITLAB_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in _TRUE:
+            return var
+    return None
 
 
-def _can_connect(host: str, port: int, timeout: float) -> bool:
-    """True when a TCP connection to host:port opens within ``timeout`` seconds.
+def hub_endpoint() -> str:
+    """The model hub address huggingface_hub uses (``HF_ENDPOINT`` when set, e.g. a mirror)."""
+    from huggingface_hub import constants
 
-    DNS resolution cannot be given a timeout portably, so the whole attempt runs in
-    a daemon thread that is abandoned when the deadline passes.
+    return constants.ENDPOINT.rstrip("/")
+
+
+def _hub_answers(endpoint: str, timeout: float) -> bool:
+    """True when ``endpoint`` answers an HTTP request within ``timeout`` seconds.
+
+    The request goes through huggingface_hub's own HTTP session, so its proxies
+    (``HTTPS_PROXY``) and certificates apply. Any answer below 500 counts: the hub's
+    front page may redirect or refuse a HEAD request, a proxy error may not. The
+    request runs in a daemon thread that is abandoned at the deadline, because DNS
+    resolution cannot be given a timeout portably.
     """
+    from huggingface_hub.utils import get_session
+
     result: list[bool] = []
 
     def attempt() -> None:
         try:
-            with socket.create_connection((host, port), timeout=timeout):
-                result.append(True)
-        except OSError:
+            response = get_session().head(endpoint + "/", timeout=timeout)
+            result.append(response.status_code < 500)
+        except Exception:  # noqa: BLE001 - any transport error (DNS, refused, TLS, proxy) means unreachable
             result.append(False)
 
     worker = threading.Thread(target=attempt, daemon=True)
@@ -199,33 +211,41 @@ def _can_connect(host: str, port: int, timeout: float) -> bool:
 
 
 _online_lock = threading.Lock()
-_online_cache: bool | None = None
+_online_cache: dict[str, bool] = {}
 
 
 def is_online(timeout: float = 2.5) -> bool:
-    """Whether the model hub is reachable; answers within ``timeout`` seconds.
+    """Whether the model hub (:func:`hub_endpoint`) is reachable; answers within ``timeout`` seconds.
 
     ``HF_HUB_OFFLINE=1`` (or ``TRANSFORMERS_OFFLINE`` / ``DEITLAB_OFFLINE``) means
-    offline without any network access. The answer is cached for the process; when
-    the network is down the kit also sets ``HF_HUB_OFFLINE=1`` so that libraries
-    imported afterwards do not retry for minutes.
+    offline without any network access. The answer is cached per endpoint for the
+    process; nothing is written to ``os.environ`` (the kit's loaders pass
+    ``local_files_only`` themselves), so :func:`reset_online_cache` can report online again.
     """
-    global _online_cache
+    if _offline_variable():
+        return False
+    endpoint = hub_endpoint()
     with _online_lock:
-        if _hub_disabled_by_env():
-            return False
-        if _online_cache is None:
-            _online_cache = _can_connect(*_HUB_HOST, timeout=timeout)
-            if not _online_cache:
-                os.environ["HF_HUB_OFFLINE"] = "1"
-        return _online_cache
+        if endpoint not in _online_cache:
+            _online_cache[endpoint] = _hub_answers(endpoint, timeout)
+        return _online_cache[endpoint]
 
 
 def reset_online_cache() -> None:
-    """Forget the cached :func:`is_online` answer (for tests and reconnects)."""
-    global _online_cache
+    """Forget the cached :func:`is_online` answers (for tests and reconnects)."""
     with _online_lock:
-        _online_cache = None
+        _online_cache.clear()
+
+
+def network_status() -> str:
+    """``online``/``offline`` with the reason and the hub address tried, for banners."""
+    variable = _offline_variable()
+    if variable:
+        return f"offline (hub disabled by {variable}=1; random weights where needed)"
+    endpoint = hub_endpoint()
+    if is_online():
+        return f"online ({endpoint})"
+    return f"offline ({endpoint} unreachable; random weights where needed)"
 
 
 def report() -> EnvReport:
@@ -239,6 +259,7 @@ def report() -> EnvReport:
         threads=torch.get_num_threads(),
         gpu=gpu_name(),
         online=is_online(),
+        network=network_status(),
     )
 
 
@@ -246,6 +267,6 @@ def status_line() -> str:
     """One line for the top of every notebook: versions, device, threads, network."""
     versions = package_versions(("torch", "timm", "transformers"))
     device = gpu_name() or f"CPU ({cpu_model()})"
-    network = "online" if is_online() else "offline (hub disabled; random weights where needed)"
+    network = network_status()
     packages = " · ".join(f"{k} {v}" for k, v in versions.items())
     return f"deitlab · {packages} · {device} · {torch.get_num_threads()} threads · {network}"

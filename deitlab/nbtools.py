@@ -1,8 +1,9 @@
 """Notebook housekeeping after ``nbstripout``: Colab links and the nbval policy.
 
-``python -m deitlab.nbtools sync NOTEBOOK...`` rewrites the Colab badge and install
-cell from ``deitlab._project`` and numbers the cells whose output is kept (nbval
-refuses kept outputs on a cell without an execution count);
+``python -m deitlab.nbtools sync NOTEBOOK...`` rewrites the Colab badge and the whole
+install cell from ``deitlab._project`` (with the deployment stack from notebook 04 on)
+and numbers the cells whose output is kept (nbval refuses kept outputs on a cell
+without an execution count);
 ``python -m deitlab.nbtools stamp NOTEBOOK...`` records, on every kept output, a
 fingerprint of the cell source that produced it (``make refresh`` runs it right after
 executing the notebooks);
@@ -22,10 +23,9 @@ import re
 import sys
 from pathlib import Path
 
-from deitlab._project import colab_badge, colab_install_command
+from deitlab._project import colab_badge, install_cell, needs_deployment_stack
 
 _BADGE = re.compile(r"\[!\[Open in Colab\]\([^)]*\)\]\([^)]*\)")
-_INSTALL = re.compile(r"pip install -q \"deitlab\[[^\]]*\] @ git\+[^\"]*\"")
 COLAB_TAG = "colab"
 KEEP_FLAG = "keep_output"
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
@@ -53,8 +53,9 @@ def _stored_fingerprint(cell: dict) -> str | None:
 
 
 def expected_links(notebook: Path) -> tuple[str, str]:
-    """The badge markdown and the pip command this notebook should contain."""
-    return colab_badge(_repo_path(notebook)), colab_install_command()
+    """The badge markdown and the install cell this notebook should contain."""
+    path = _repo_path(notebook)
+    return colab_badge(path), install_cell(deploy=needs_deployment_stack(path))
 
 
 def problems(notebook: str | Path) -> list[str]:
@@ -66,8 +67,10 @@ def problems(notebook: str | Path) -> list[str]:
     if not cells or badge not in _source(cells[0]):
         found.append(f"{notebook}: first cell lacks the badge {badge}")
     install_cells = [c for c in cells if COLAB_TAG in c.get("metadata", {}).get("tags", [])]
-    if len(install_cells) != 1 or install not in _source(install_cells[0]):
-        found.append(f"{notebook}: needs exactly one cell tagged {COLAB_TAG!r} running `{install}`")
+    if len(install_cells) != 1 or _source(install_cells[0]) != install.rstrip("\n"):
+        found.append(
+            f"{notebook}: needs exactly one cell tagged {COLAB_TAG!r} holding the install cell (run `make strip`)"
+        )
     for index, cell in enumerate(cells):
         if cell["cell_type"] != "code":
             continue
@@ -94,7 +97,7 @@ def sync(notebook: str | Path) -> bool:
         if index == 0:
             source = _BADGE.sub(badge, source)
         if COLAB_TAG in cell.get("metadata", {}).get("tags", []):
-            source = _INSTALL.sub(install, source)
+            source = install.rstrip("\n")
         cell["source"] = source.splitlines(keepends=True)
         if cell["cell_type"] == "code":
             cell["execution_count"] = index if cell.get("outputs") else None

@@ -28,6 +28,19 @@ def test_missing_package_reason_names_the_extra(monkeypatch):
     assert "deitlab[deploy]" in caps.run_probe("missing").reason
 
 
+@pytest.mark.parametrize(
+    ("torch_version", "reason"),
+    [("2.11.0+cu128", "pip install 'executorch==1.2.0'"), ("2.7.1", "no ExecuTorch release is built for torch 2.7.1")],
+)
+def test_missing_executorch_reason_follows_the_torch_table(monkeypatch, torch_version, reason):
+    def missing(workdir):
+        raise ModuleNotFoundError("No module named 'executorch'", name="executorch")
+
+    monkeypatch.setitem(caps.PROBES, "missing", missing)
+    monkeypatch.setattr(caps.torch, "__version__", torch_version)
+    assert reason in caps.run_probe("missing").reason
+
+
 def test_unknown_probe_name_is_a_clear_error():
     with pytest.raises(KeyError, match="unknown capability probe"):
         caps.run_probe("teleportation")

@@ -1,7 +1,14 @@
+import http.server
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
+from types import SimpleNamespace
 
+import huggingface_hub.constants
+import huggingface_hub.utils
 import pytest
 import torch
 
@@ -57,59 +64,140 @@ def test_cpu_model_is_a_non_empty_string():
     assert env.cpu_model().strip()
 
 
+ONLINE_SWITCHES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "DEITLAB_OFFLINE")
+
+
+@pytest.fixture
+def hub_allowed(monkeypatch):
+    """No offline switch set, a fresh online cache before and after the test."""
+    for var in ONLINE_SWITCHES:
+        monkeypatch.delenv(var, raising=False)
+    env.reset_online_cache()
+    yield
+    env.reset_online_cache()
+
+
+class FakeSession:
+    """Stands in for huggingface_hub's HTTP session; records the addresses asked."""
+
+    def __init__(self, status: int = 200, hang: threading.Event | None = None):
+        self.status, self.hang, self.urls = status, hang, []
+
+    def head(self, url, timeout):
+        self.urls.append(url)
+        if self.hang is not None:
+            self.hang.wait(30)  # a DNS lookup that never answers
+            raise OSError("simulated network timeout")
+        return SimpleNamespace(status_code=self.status)
+
+
+def _use_session(monkeypatch, session: FakeSession) -> None:
+    monkeypatch.setattr(huggingface_hub.utils, "get_session", lambda: session)
+
+
 def test_hf_hub_offline_means_offline_without_network(monkeypatch):
     env.reset_online_cache()
-
-    def no_network(*args, **kwargs):
-        raise AssertionError("is_online must not touch the network when HF_HUB_OFFLINE=1")
-
-    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(huggingface_hub.utils, "get_session", lambda: pytest.fail("network touched while offline"))
     assert env.is_online() is False
+    assert "HF_HUB_OFFLINE=1" in env.network_status()
 
 
-def test_is_online_gives_up_within_its_timeout(monkeypatch):
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    monkeypatch.delenv("DEITLAB_OFFLINE", raising=False)
-    env.reset_online_cache()
+def test_is_online_gives_up_within_its_timeout(monkeypatch, hub_allowed):
     release = threading.Event()
-
-    def hanging_connect(*args, **kwargs):
-        release.wait(30)  # a DNS lookup that never answers
-        raise OSError("simulated network timeout")
-
-    monkeypatch.setattr(socket, "create_connection", hanging_connect)
+    _use_session(monkeypatch, FakeSession(hang=release))
     started = time.perf_counter()
     try:
         assert env.is_online(timeout=0.5) is False
         assert time.perf_counter() - started < 2
     finally:
         release.set()  # let the abandoned worker thread finish inside this test
-        env.reset_online_cache()
 
 
-def test_is_online_is_cached_for_the_process(monkeypatch):
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "DEITLAB_OFFLINE"):
-        monkeypatch.delenv(var, raising=False)
-    env.reset_online_cache()
-    calls = []
-
-    class FakeConnection:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return False
-
-    def fake_connect(*args, **kwargs):
-        calls.append(args)
-        return FakeConnection()
-
-    monkeypatch.setattr(socket, "create_connection", fake_connect)
+def test_is_online_asks_the_configured_endpoint_once_per_process(monkeypatch, hub_allowed):
+    session = FakeSession()
+    _use_session(monkeypatch, session)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "https://mirror.example/")
     assert env.is_online() is True
     assert env.is_online() is True
-    assert len(calls) == 1
+    assert session.urls == ["https://mirror.example/"]
+    assert env.network_status() == "online (https://mirror.example)"
+
+
+def test_server_errors_count_as_offline_and_name_the_endpoint(monkeypatch, hub_allowed):
+    _use_session(monkeypatch, FakeSession(status=502))  # e.g. a proxy that cannot reach the hub
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "https://mirror.example")
+    assert env.is_online() is False
+    assert "https://mirror.example unreachable" in env.network_status()
+
+
+def test_offline_answer_leaves_the_environment_alone_and_reset_allows_online_again(monkeypatch, hub_allowed):
+    _use_session(monkeypatch, FakeSession(hang=threading.Event()))
+    assert env.is_online(timeout=0.2) is False
+    assert "HF_HUB_OFFLINE" not in os.environ  # regression: the old probe set it for the whole process
+    _use_session(monkeypatch, FakeSession())
+    assert env.is_online() is False  # still the cached answer
     env.reset_online_cache()
+    assert env.is_online() is True
+
+
+class _HubHandler(http.server.BaseHTTPRequestHandler):
+    """Answers every request with 200 and remembers its request line (loopback only)."""
+
+    seen: list[str] = []
+
+    def do_HEAD(self):  # noqa: N802 - the http.server naming
+        type(self).seen.append(self.requestline)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def local_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _HubHandler)
+    _HubHandler.seen = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _probe_in_subprocess(**variables: str) -> tuple[str, float]:
+    """``network_status()`` in a fresh interpreter (huggingface_hub reads HF_ENDPOINT at import)."""
+    clean = {k: v for k, v in os.environ.items() if k not in ONLINE_SWITCHES and "proxy" not in k.lower()}
+    code = "import time; from deitlab import env; t = time.perf_counter(); s = env.network_status(); "
+    code += "print(s); print(time.perf_counter() - t)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], env={**clean, **variables}, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    status, seconds = result.stdout.strip().splitlines()[-2:]
+    return status, float(seconds)
+
+
+def test_a_mirror_set_by_hf_endpoint_is_online(local_server):
+    status, _ = _probe_in_subprocess(HF_ENDPOINT=local_server)
+    assert status == f"online ({local_server})"
+    assert _HubHandler.seen and _HubHandler.seen[0].startswith("HEAD / ")
+
+
+def test_the_hub_is_reached_through_an_http_proxy(local_server):
+    status, _ = _probe_in_subprocess(HF_ENDPOINT="http://hub.invalid", HTTP_PROXY=local_server)
+    assert status == "online (http://hub.invalid)"
+    assert _HubHandler.seen[0].startswith("HEAD http://hub.invalid/ ")  # the proxy got the hub's address
+
+
+def test_nothing_listening_is_offline_within_three_seconds():
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    status, seconds = _probe_in_subprocess(HF_ENDPOINT=f"http://127.0.0.1:{port}")
+    assert status == f"offline (http://127.0.0.1:{port} unreachable; random weights where needed)"
+    assert seconds <= 3
 
 
 def test_cache_dir_honours_environment(monkeypatch, tmp_path):

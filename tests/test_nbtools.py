@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from deitlab import nbtools
-from deitlab._project import REPO_SLUG, colab_badge, colab_install_command
+from deitlab._project import REPO_SLUG, colab_badge, install_cell, needs_deployment_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
@@ -42,7 +42,7 @@ def _cell(kind: str, source: str, **extra) -> dict:
 def _good_cells(badge: str) -> list[dict]:
     return [
         _cell("markdown", f"# Demo\n{badge}"),
-        _cell("code", f"%{colab_install_command()}", metadata={"tags": ["colab"]}),
+        _cell("code", install_cell(deploy=True), metadata={"tags": ["colab"]}),
     ]
 
 
@@ -71,6 +71,30 @@ def test_sync_rewrites_stale_links_and_numbers_kept_cells(tmp_path):
     stored = json.loads(path.read_text())["cells"]
     assert stored[2]["execution_count"] == 2
     assert colab_badge("notebooks/99_demo.ipynb") in "".join(stored[0]["source"])
+    assert "".join(stored[1]["source"]) == install_cell(deploy=True).rstrip("\n")
+
+
+def test_a_hand_edited_install_cell_is_reported(tmp_path):
+    cells = _good_cells(colab_badge("notebooks/99_demo.ipynb"))
+    cells[1]["source"] = cells[1]["source"].replace("import deitlab", "import deitlab, torch")
+    assert "holding the install cell" in "\n".join(nbtools.problems(_notebook(tmp_path, cells)))
+
+
+@pytest.mark.parametrize(
+    ("path", "deploy"),
+    [
+        ("notebooks/00_setup.ipynb", False),
+        ("notebooks/03_distillation.ipynb", False),
+        ("notebooks/04_post_training_quantization.ipynb", True),
+        ("notebooks/solutions/07_benchmarking_solutions.ipynb", True),
+        ("README.md", False),
+    ],
+)
+def test_only_notebooks_from_04_on_install_the_deployment_stack(path, deploy):
+    assert needs_deployment_stack(path) is deploy
+    cell = install_cell(deploy)
+    assert ("deitlab[deploy] @" in cell) is deploy and ("executorch==" in cell) is deploy
+    assert cell.startswith("# Installs the kit where it is missing") and "import deitlab" in cell
 
 
 def test_problems_flags_unstripped_and_unchecked_outputs(tmp_path):

@@ -213,7 +213,7 @@ def build_student(name: str, token: bool, example: torch.Tensor, num_classes: in
         return tiny_deit(distilled=token, embed_layer=PatchEmbed, **shape)
     import timm
 
-    model = timm.create_model(name, **shape)
+    model = timm.create_model(name, in_chans=channels, num_classes=num_classes)
     if token and not hasattr(model, "set_distilled_training"):
         raise UsageError(
             f"--student {name}: --mode token needs a distilled model (e.g. deit_tiny_distilled_patch16_224)"

@@ -288,3 +288,19 @@ def test_distillation_step_without_teacher_in_mode_none_and_bad_modes():
         distill.distillation_step(student, None, images, labels, optimizer, "hard")
     with pytest.raises(ValueError, match="unknown distillation mode"):
         distill.distillation_step(student, SmallCNN().eval(), images, labels, optimizer, "token")
+
+
+def test_one_process_trains_on_an_image_folder(tmp_path, capsys):
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for label, colour in enumerate(((250, 10, 10), (10, 10, 250))):
+            folder = tmp_path / "data" / split / f"class{label}"
+            folder.mkdir(parents=True)
+            for i in range(4):
+                Image.new("RGB", (36, 36), tuple(c + 2 * i for c in colour)).save(folder / f"{i}.png")
+    argv = ["--data", str(tmp_path / "data"), "--image-size", "28", "--mode", "none", "--epochs", "1"]
+    assert train_distill.main([*argv, "--batch-size", "4", "--out", str(tmp_path / "out")]) == 0
+    state = torch.load(tmp_path / "out" / train_distill.CHECKPOINT_NAME, weights_only=True)
+    assert state["epoch"] == 1 and state["model"]["head.weight"].shape == (2, 96)
+    assert "backend none" in capsys.readouterr().out and "test_acc" in state["history"][0]

@@ -27,6 +27,7 @@ import dataclasses
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -293,6 +294,9 @@ def train(settings: argparse.Namespace, procs: Processes) -> list[dict]:
         student.set_distilled_training(True)
     if procs.backend == "nccl" and procs.world_size > 1:
         student = nn.SyncBatchNorm.convert_sync_batchnorm(student)  # CPU (gloo) has no SyncBatchNorm
+    # DDP warns when a gradient's strides differ from its bucket's; for the 1-channel stem's
+    # 24×1×3×3 kernel they differ only along the size-1 dimension, which changes no element.
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     model = student if procs.backend is None else DistributedDataParallel(student, device_ids=_device_ids(procs))
 
     sampler = DistributedSampler(train_set, procs.world_size, procs.rank, shuffle=True, seed=settings.seed)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from deitlab.env import is_online
 
@@ -358,3 +358,61 @@ def mnist_loaders(
         DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator),
         DataLoader(test, batch_size=512),
     )
+
+
+class DataFolderError(ValueError):
+    """An image-folder dataset path is unusable; the message names the path and why."""
+
+
+def image_folder_roots(path: str | Path) -> tuple[Path, Path | None]:
+    """Check a ``torchvision.datasets.ImageFolder`` dataset and return its ``(train, val)`` roots.
+
+    ``path`` is either one root (class sub-folders holding images; no validation split) or,
+    like ImageNet, a folder with ``train/`` and optionally ``val/`` roots. Raises
+    :class:`DataFolderError` when a root is missing, has no class sub-folder, or a class
+    sub-folder holds no image file.
+    """
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataFolderError(f"{path}: no such folder")
+    if not path.is_dir():
+        raise DataFolderError(f"{path}: is a file, expected a folder of class sub-folders (ImageFolder layout)")
+    train = path / "train" if (path / "train").is_dir() else path
+    val = path / "val" if train != path and (path / "val").is_dir() else None
+    for root in (train, val) if val is not None else (train,):
+        classes = sorted(child for child in root.iterdir() if child.is_dir())
+        if not classes:
+            raise DataFolderError(f"{root}: no class sub-folders (expected {root}/<class>/<image>.jpg)")
+        for folder in classes:
+            if not any(f.suffix.lower() in IMG_EXTENSIONS for f in folder.rglob("*") if f.is_file()):
+                raise DataFolderError(f"{folder}: no image files ({', '.join(IMG_EXTENSIONS)})")
+    return train, val
+
+
+def image_folder_datasets(path: str | Path, image_size: int = 224) -> tuple[Dataset, Dataset | None]:
+    """Train and (if present) validation ``ImageFolder`` datasets of :func:`image_folder_roots`.
+
+    Every image is resized (shorter side to ``image_size / 0.875``), centre-cropped to
+    ``image_size`` and normalised with the ImageNet mean and std, as in the eval-time
+    :class:`Preprocessing`; augment the tensors in the training loop.
+    """
+    from torchvision import transforms
+    from torchvision.datasets import ImageFolder
+
+    train_root, val_root = image_folder_roots(path)
+    prep = Preprocessing(input_size=image_size)
+    transform = transforms.Compose(
+        [
+            transforms.Resize(prep.resize_size, interpolation=transforms.InterpolationMode(prep.interpolation)),
+            transforms.CenterCrop(image_size),
+            transforms.ToTensor(),
+            transforms.Normalize(prep.mean, prep.std),
+        ]
+    )
+    train = ImageFolder(str(train_root), transform=transform)
+    val = ImageFolder(str(val_root), transform=transform) if val_root is not None else None
+    if val is not None and val.classes != train.classes:
+        raise DataFolderError(f"{val_root}: its class sub-folders differ from those of {train_root}")
+    return train, val

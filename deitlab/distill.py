@@ -187,11 +187,63 @@ class DistillationLoss:
 
     def __call__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         images = random_shift(images, self.max_shift)
-        teacher_logits = None
-        if self.mode != "none":
-            with torch.no_grad():
-                teacher_logits = self.teacher(images)
-        return distillation_loss(model(images), labels, teacher_logits, self.mode, self.alpha, self.tau)
+        loss, _ = teacher_student_loss(model, self.teacher, images, labels, self.mode, self.alpha, self.tau)
+        return loss
+
+
+def teacher_student_loss(
+    student: nn.Module,
+    teacher: nn.Module | None,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    mode: str = "hard",
+    alpha: float = 0.5,
+    tau: float = 3.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The teacher's logits (under ``no_grad``), the student's forward pass and the loss of ``mode``.
+
+    Returns ``(loss, class_logits)``; ``class_logits`` are the student's class head, for accuracy.
+    The teacher must be in eval mode (its BatchNorm then uses its running statistics);
+    ``mode="none"`` does not run it and accepts ``teacher=None``.
+    """
+    if mode not in MODES:
+        raise ValueError(f"unknown distillation mode {mode!r}; choose one of {', '.join(MODES)}")
+    teacher_logits = None
+    if mode != "none":
+        if teacher is None:
+            raise ValueError(f"mode {mode!r} needs a teacher model")
+        with torch.no_grad():
+            teacher_logits = teacher(images)
+    outputs = student(images)
+    loss = distillation_loss(outputs, labels, teacher_logits, mode, alpha, tau)
+    return loss, split_heads(outputs)[0]
+
+
+def distillation_step(
+    student: nn.Module,
+    teacher: nn.Module | None,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    mode: str = "hard",
+    alpha: float = 0.5,
+    tau: float = 3.0,
+) -> dict[str, float]:
+    """One optimisation step of DeiT distillation on one batch; returns its loss and accuracy counts.
+
+    Teacher forward (no gradients), student forward, the loss of ``mode``
+    (:func:`distillation_loss`), ``backward()`` and ``optimizer.step()``. Augment ``images``
+    before the call; the student must be in train mode (a DeiT⚗ student with
+    ``set_distilled_training(True)``). Under ``DistributedDataParallel`` pass the wrapped
+    student: its ``backward()`` averages the gradients of all processes before the step.
+    Returns ``{"loss": batch-mean loss, "correct": class-head hits, "count": batch size}``.
+    """
+    loss, class_logits = teacher_student_loss(student, teacher, images, labels, mode, alpha, tau)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    correct = int((class_logits.detach().argmax(dim=1) == labels).sum())
+    return {"loss": loss.item(), "correct": correct, "count": len(labels)}
 
 
 # --- looking inside a student ------------------------------------------------------

@@ -37,7 +37,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from deitlab.env import cache_dir
@@ -290,7 +290,7 @@ def _build(kind: str, folder: Path, key: dict, build: Callable[[Path], dict | No
             "key": _normal_key(key),
             "code_version": CODE_VERSION,
             "files": records,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "build_seconds": round(seconds, 3),
             "built_by": _built_by(),
             "payload": payload,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import torch
 
@@ -50,7 +50,7 @@ def setup_notebook(seed: int = 0, threads: int | None = None) -> str:
     seed_everything(seed)
     if threads is not None:
         torch.set_num_threads(threads)
-    line = f"{status_line()} · run {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    line = f"{status_line()} · run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     print(line)
     return line
 

@@ -26,7 +26,6 @@ import argparse
 import dataclasses
 import os
 import sys
-import time
 import warnings
 from dataclasses import dataclass
 from datetime import timedelta
@@ -43,6 +42,7 @@ from deitlab.cache import atomic_write
 from deitlab.data import DataFolderError, image_folder_datasets, image_folder_roots, mnist_subset
 from deitlab.distill import MODES, RECIPE, Recipe, distillation_step, random_shift
 from deitlab.env import cache_dir
+from deitlab.measure import clock
 from deitlab.train import seed_everything
 
 PROG = "deitlab.train_distill"
@@ -321,7 +321,7 @@ def train(settings: argparse.Namespace, procs: Processes) -> list[dict]:
             flush=True,
         )
     for epoch in range(start_epoch, recipe.epochs):
-        started = time.perf_counter()
+        started = clock()
         sampler.set_epoch(epoch)  # a new shuffle each epoch, the same on every process
         seed_everything(settings.seed + 1000 * epoch + procs.rank)  # augmentation: per process, resumable
         model.train()
@@ -338,7 +338,7 @@ def train(settings: argparse.Namespace, procs: Processes) -> list[dict]:
         row = {"epoch": epoch + 1, "train_loss": loss_sum / seen, "train_acc": 100.0 * correct / seen}
         if test_seen:
             row["test_acc"] = 100.0 * test_correct / test_seen
-        row["seconds"] = time.perf_counter() - started
+        row["seconds"] = clock() - started
         history.append(row)
         if procs.is_main:
             state = {

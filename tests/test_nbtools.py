@@ -131,6 +131,7 @@ def test_stamp_ties_kept_outputs_to_their_source(tmp_path):
         outputs=[{"output_type": "display_data", "data": {"text/plain": "<Figure>"}, "metadata": {}}],
     )
     path = _notebook(tmp_path, [*_good_cells(badge), shown])
+    nbtools.sync(path)
     assert "cell 2 was edited after its output was kept" in "\n".join(nbtools.problems(path))
     assert nbtools.stamp(path) is True
     assert nbtools.stamp(path) is False

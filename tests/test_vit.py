@@ -20,7 +20,6 @@ from deitlab.vit import (
     attention_explorer,
     attention_maps,
     attention_rollout,
-    cls_attention_grid,
     draw_patch_grid,
     locality_score,
     overlay_heatmap,
@@ -118,15 +117,6 @@ def test_attention_rollout_bad_input():
         attention_rollout(torch.rand(2, 5, 5))
     with pytest.raises(ValueError, match="head_fusion"):
         attention_rollout(torch.rand(1, 1, 1, 3, 3), head_fusion="median")
-
-
-def test_cls_attention_grid():
-    rows = torch.arange(2 * 17.0).view(2, 17)
-    grid = cls_attention_grid(rows)
-    assert grid.shape == (2, 4, 4) and grid[0, 0, 0] == 1
-    assert cls_attention_grid(torch.rand(18), extra_tokens=2).shape == (4, 4)
-    with pytest.raises(ValueError, match="square"):
-        cls_attention_grid(torch.rand(16))
 
 
 def test_position_similarity_and_locality():

@@ -24,7 +24,6 @@ __all__ = [
     "attention_explorer",
     "attention_maps",
     "attention_rollout",
-    "cls_attention_grid",
     "draw_patch_grid",
     "locality_score",
     "overlay_heatmap",
@@ -195,20 +194,6 @@ def attention_rollout(attentions: torch.Tensor, head_fusion: str = "mean") -> to
         with_residual = with_residual / with_residual.sum(dim=-1, keepdim=True)
         rollout = with_residual @ rollout
     return rollout
-
-
-def cls_attention_grid(rows: torch.Tensor, extra_tokens: int = 1) -> torch.Tensor:
-    """Drop the leading special tokens of attention rows and fold the patches into a square grid.
-
-    ``rows`` has shape ``… × T`` with ``T = extra_tokens + g²``; the result is ``… × g × g``.
-    """
-    patches = rows.shape[-1] - extra_tokens
-    side = math.isqrt(max(patches, 0))
-    if patches <= 0 or side * side != patches:
-        raise ValueError(
-            f"{rows.shape[-1]} tokens minus {extra_tokens} special token(s) is not a square number of patches"
-        )
-    return rows[..., extra_tokens:].reshape(*rows.shape[:-1], side, side)
 
 
 def position_similarity(position_embeddings: torch.Tensor, extra_tokens: int = 1) -> torch.Tensor:

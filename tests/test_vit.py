@@ -20,7 +20,6 @@ from deitlab.vit import (
     attention_explorer,
     attention_maps,
     attention_rollout,
-    cls_attention_grid,
     draw_patch_grid,
     locality_score,
     overlay_heatmap,
@@ -118,15 +117,6 @@ def test_attention_rollout_bad_input():
         attention_rollout(torch.rand(2, 5, 5))
     with pytest.raises(ValueError, match="head_fusion"):
         attention_rollout(torch.rand(1, 1, 1, 3, 3), head_fusion="median")
-
-
-def test_cls_attention_grid():
-    rows = torch.arange(2 * 17.0).view(2, 17)
-    grid = cls_attention_grid(rows)
-    assert grid.shape == (2, 4, 4) and grid[0, 0, 0] == 1
-    assert cls_attention_grid(torch.rand(18), extra_tokens=2).shape == (4, 4)
-    with pytest.raises(ValueError, match="square"):
-        cls_attention_grid(torch.rand(16))
 
 
 def test_position_similarity_and_locality():
@@ -248,19 +238,6 @@ def tiny_distilled():
     ).eval()
 
 
-def test_check_distilled_logits(tiny_distilled):
-    x = torch.randn(2, 3, 32, 32)
-    with torch.inference_mode():
-        tokens = tiny_distilled.forward_features(x)
-        both = (tiny_distilled.head(tokens[:, 0]) + tiny_distilled.head_dist(tokens[:, 1])) / 2
-        class_only = tiny_distilled.head(tokens[:, 0])
-    assert "head_dist" in repr(checks.check_distilled_logits(tiny_distilled, x, both))
-    with pytest.raises(CheckFailed, match="class head alone"):
-        checks.check_distilled_logits(tiny_distilled, x, class_only)
-    with pytest.raises(CheckFailed, match="distilled DeiT"):
-        checks.check_distilled_logits(nn.Linear(2, 2), x, both)
-
-
 def test_check_preprocess(tiny_distilled):
     import timm.data
 
@@ -270,10 +247,25 @@ def test_check_preprocess(tiny_distilled):
         checks.check_preprocess(lambda image: transform(image) * 1.01, tiny_distilled)
 
 
-def test_check_fp32_size():
-    model = nn.Linear(1000, 1000)  # 1,001,000 parameters → 4.004 MB
-    assert "4.0 MB" in repr(checks.check_fp32_size(model, 4.004))
-    with pytest.raises(CheckFailed, match="4 bytes"):
-        checks.check_fp32_size(model, 1.001)
-    with pytest.raises(CheckFailed):
-        checks.check_fp32_size(model, 5.0)
+def _deit_parameters(embed_dim, depth, num_classes=1000, patch_size=16, image_size=224, distilled=False):
+    special = 2 if distilled else 1
+    positions = ((image_size // patch_size) ** 2 + special) * embed_dim
+    block = 12 * embed_dim**2 + 13 * embed_dim
+    patch_embedding = 3 * patch_size**2 * embed_dim + embed_dim
+    heads = special * (embed_dim * num_classes + num_classes)
+    return patch_embedding + special * embed_dim + positions + depth * block + 2 * embed_dim + heads
+
+
+def test_check_parameter_formula_accepts_the_exact_count():
+    assert "86,567,656 × 4 B = 346.3 MB" in repr(checks.check_parameter_formula(_deit_parameters))
+
+
+def test_check_parameter_formula_names_the_first_wrong_case():
+    def without_distillation_head(embed_dim, depth, num_classes=1000, patch_size=16, image_size=224, distilled=False):
+        count = _deit_parameters(embed_dim, depth, num_classes, patch_size, image_size, distilled)
+        return count - (embed_dim * num_classes + num_classes if distilled else 0)
+
+    with pytest.raises(CheckFailed, match="distilled: timm builds 5,910,800 parameters.*off by -193,000"):
+        checks.check_parameter_formula(without_distillation_head)
+    with pytest.raises(CheckFailed, match="whole number"):
+        checks.check_parameter_formula(lambda *args, **kwargs: 5.7e6)

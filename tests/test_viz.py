@@ -32,3 +32,20 @@ def test_image_grid_and_bars():
         viz.image_grid([])
     ax = viz.topk_bars([("cat", 0.7), ("dog", 0.2)], title="t")
     assert ax.get_title() == "t" and len(ax.patches) == 2
+
+
+def test_vit_pipeline_diagram_draws_the_tokens():
+    fig = viz.vit_pipeline_diagram(np.zeros((40, 60, 3), dtype=np.uint8), tokens_shown=3)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "[CLS]" in texts and "[DIST]" not in texts and "196" in texts and "p196" in texts
+    assert any("197 tokens" in t for t in texts)
+    distilled = [t.get_text() for t in viz.vit_pipeline_diagram(distillation_token=True).axes[0].texts]
+    assert "[DIST]" in distilled and "p197" in distilled and any("198 tokens" in t for t in distilled)
+    assert any("distillation head" in t for t in distilled)
+
+
+def test_vit_pipeline_diagram_bad_input():
+    with pytest.raises(ValueError, match="patch_size 15 does not divide image_size 224"):
+        viz.vit_pipeline_diagram(patch_size=15)
+    with pytest.raises(ValueError, match="tokens_shown must be at least 1"):
+        viz.vit_pipeline_diagram(tokens_shown=0)

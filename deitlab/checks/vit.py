@@ -11,8 +11,7 @@ from deitlab.checks._core import CheckResult, passed, require, require_close
 
 __all__ = [
     "check_attention_head",
-    "check_distilled_logits",
-    "check_fp32_size",
+    "check_parameter_formula",
     "check_patchify",
     "check_preprocess",
     "check_token_count",
@@ -81,32 +80,49 @@ def check_preprocess(fn: Callable, model: nn.Module) -> CheckResult:
     return passed(exercise, "identical to timm.data.create_transform on two photos")
 
 
-def check_distilled_logits(model: nn.Module, pixel_values: torch.Tensor, answer: torch.Tensor) -> CheckResult:
-    """Exercise 02.2: inference logits of a distilled DeiT rebuilt from its two heads."""
-    exercise = "02.2 two heads, one answer"
-    require(hasattr(model, "head_dist"), exercise, "use a distilled DeiT (it has head and head_dist)")
-    with torch.inference_mode():
-        expected = model.eval()(pixel_values)
-        class_only = model.head(model.forward_features(pixel_values)[:, 0])
-    require(isinstance(answer, torch.Tensor), exercise, "answer with an N×1000 logit tensor")
-    require(
-        not torch.allclose(answer.float(), class_only, atol=1e-5),
-        exercise,
-        "that is the class head alone; the distillation head votes too",
+def _timm_deit(embed_dim: int, depth: int, num_classes: int, patch_size: int, image_size: int, distilled: bool):
+    from timm.models.deit import VisionTransformerDistilled
+    from timm.models.vision_transformer import VisionTransformer
+
+    architecture = VisionTransformerDistilled if distilled else VisionTransformer
+    heads = max(1, embed_dim // 64)
+    return architecture(
+        img_size=image_size,
+        patch_size=patch_size,
+        embed_dim=embed_dim,
+        depth=depth,
+        num_heads=heads,
+        num_classes=num_classes,
     )
-    require_close(answer, expected, exercise, atol=1e-4)
-    return passed(exercise, "(head(class token) + head_dist(distillation token)) / 2 = model output")
 
 
-def check_fp32_size(model: nn.Module, answer_mb: float) -> CheckResult:
-    """Exercise 02.3: the fp32 weight size in MB (10⁶ bytes) from the parameter count."""
-    exercise = "02.3 size from parameters"
-    expected = sum(p.numel() for p in model.parameters()) * 4 / 1e6
-    require(isinstance(answer_mb, (int, float)), exercise, "answer with a number of megabytes")
-    require(
-        abs(answer_mb - expected / 4) > 0.05 * expected / 4 or expected == 0,
-        exercise,
-        "one fp32 number takes 4 bytes, not 1",
+#: (embed_dim, depth, num_classes, patch_size, image_size, distilled) the check builds with timm
+_FORMULA_CASES = (
+    (192, 12, 1000, 16, 224, False),  # DeiT-Ti
+    (192, 12, 1000, 16, 224, True),  # DeiT-Ti distilled
+    (128, 3, 10, 8, 32, False),
+    (64, 2, 7, 4, 28, True),
+)
+
+
+def check_parameter_formula(fn: Callable[..., int]) -> CheckResult:
+    """Exercise 02.2: ``fn(embed_dim, depth, num_classes, patch_size, image_size, distilled)`` counts a
+    DeiT's parameters without building it; compared with models timm builds."""
+    exercise = "02.2 parameters from the architecture"
+    for embed_dim, depth, classes, patch, size, distilled in _FORMULA_CASES:
+        answer = fn(embed_dim, depth, num_classes=classes, patch_size=patch, image_size=size, distilled=distilled)
+        require(isinstance(answer, int), exercise, f"return a whole number of parameters, got {type(answer).__name__}")
+        expected = sum(p.numel() for p in _timm_deit(embed_dim, depth, classes, patch, size, distilled).parameters())
+        what = f"embed_dim={embed_dim}, depth={depth}, {classes} classes, patch {patch}, image {size}" + (
+            ", distilled" if distilled else ""
+        )
+        require(
+            answer == expected,
+            exercise,
+            f"{what}: timm builds {expected:,} parameters, your formula gives {answer:,} "
+            f"(off by {answer - expected:+,})",
+        )
+    deit_b = fn(768, 12)
+    return passed(
+        exercise, f"exact on {len(_FORMULA_CASES)} timm models; DeiT-B: {deit_b:,} × 4 B = {deit_b * 4 / 1e6:.1f} MB"
     )
-    require(abs(answer_mb - expected) <= 0.01 * expected, exercise, "parameters × 4 bytes, divided by 10⁶")
-    return passed(exercise, f"{expected:.1f} MB")

@@ -91,6 +91,7 @@ bench: setup
 strip: setup
 	$(BIN)/nbstripout --keep-id $(NOTEBOOKS) $(SOLUTIONS)
 	$(BIN)/python -m deitlab.nbtools sync $(NOTEBOOKS) $(SOLUTIONS)
+	$(BIN)/python -m deitlab.slides apply $(NOTEBOOKS) $(SOLUTIONS)
 
 lint: setup
 	$(BIN)/ruff check deitlab tests notebooks
@@ -116,3 +117,25 @@ refresh: setup
 	HF_HUB_OFFLINE=1 $(BIN)/jupyter nbconvert --to notebook --execute --inplace $(NB) --log-level WARN
 	$(MAKE) strip
 	$(BIN)/python -m deitlab.nbtools stamp $(NB)
+
+# ---------------------------------------------------------------- teaching delivery (issue 19)
+# Web assets the slides and the book load (reveal.js, MathJax 2, require.js, jQuery), from the
+# npm registry into build/ once, so that nothing is fetched from a CDN at view time.
+VENDOR_NPM := build/vendor/npm
+VENDOR_WEB := build/vendor/web
+.PHONY: vendor slides slide-metadata
+vendor: $(VENDOR_WEB)/.copied
+$(VENDOR_WEB)/.copied:
+	npm install --no-audit --no-fund --loglevel=error --prefix $(VENDOR_NPM) reveal.js@5 jquery@3 requirejs@2 mathjax@2
+	$(BIN)/python -m deitlab.slides vendor $(VENDOR_NPM)/node_modules $(VENDOR_WEB)
+	touch $@
+
+# Re-derive every cell's slide type from the notebook structure (rules: deitlab/slides.py).
+slide-metadata: setup
+	$(BIN)/python -m deitlab.slides apply $(NOTEBOOKS) $(SOLUTIONS)
+
+# One reveal.js deck per notebook with its kept outputs (nothing runs): build/slides/*.slides.html.
+slides: setup vendor
+	@rm -rf build/slides && mkdir -p build/slides && cp -r $(VENDOR_WEB) build/slides/vendor
+	$(BIN)/python -m deitlab.slides export build/slides $(NOTEBOOKS) $(SOLUTIONS)
+	@echo "open build/slides/<notebook>.slides.html (arrows: → next slide, ↓ details, s: speaker notes)"

@@ -55,6 +55,7 @@ test: setup
 	$(NBVAL_ENV) $(ONE_THREAD) $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(NBVAL) --junitxml=build/reports/parallel.xml tests $(PARALLEL) $(SOLUTIONS)
 	$(if $(SERIAL),$(NBVAL_ENV) $(BIN)/python -m pytest $(NBVAL) --junitxml=build/reports/serial.xml $(SERIAL))
 	$(MAKE) rerun
+	$(MAKE) book slides
 	$(MAKE) e2e
 
 unit: setup
@@ -123,7 +124,7 @@ refresh: setup
 # npm registry into build/ once, so that nothing is fetched from a CDN at view time.
 VENDOR_NPM := build/vendor/npm
 VENDOR_WEB := build/vendor/web
-.PHONY: vendor slides slide-metadata
+.PHONY: vendor slides slide-metadata book
 vendor: $(VENDOR_WEB)/.copied
 $(VENDOR_WEB)/.copied:
 	npm install --no-audit --no-fund --loglevel=error --prefix $(VENDOR_NPM) reveal.js@5 jquery@3 requirejs@2 mathjax@2
@@ -139,3 +140,9 @@ slides: setup vendor
 	@rm -rf build/slides && mkdir -p build/slides && cp -r $(VENDOR_WEB) build/slides/vendor
 	$(BIN)/python -m deitlab.slides export build/slides $(NOTEBOOKS) $(SOLUTIONS)
 	@echo "open build/slides/<notebook>.slides.html (arrows: → next slide, ↓ details, s: speaker notes)"
+
+# The rendered book (Sphinx + myst-nb; config in notebooks/_book/): every notebook with its kept
+# outputs, nothing executed, offline. Open build/book/index.html.
+book: setup vendor
+	$(BIN)/python -m sphinx -q -b html -c notebooks/_book notebooks build/book
+	@echo "book: open build/book/index.html"

@@ -156,6 +156,8 @@ VENDOR_FILES = {
         "fonts/HTML-CSS/TeX/woff",
     ],
 }
+#: A reveal.js theme whose fonts ship with reveal.js ("simple", nbconvert's default, imports Google Fonts).
+REVEAL_THEME = "white"
 _MATHJAX_CONFIG = "?config=TeX-AMS_CHTML-full,Safe"
 _TEMPLATE = Path(__file__).with_name("assets") / "templates" / "slides_offline.html.j2"
 
@@ -175,6 +177,7 @@ def export(notebook: str | Path, out_dir: str | Path) -> Path:
     config.SlidesExporter.require_js_url = f"{VENDOR}/requirejs/require.js"
     config.SlidesExporter.mathjax_url = f"{VENDOR}/mathjax/MathJax.js{_MATHJAX_CONFIG}"
     config.SlidesExporter.reveal_scroll = True
+    config.SlidesExporter.reveal_theme = REVEAL_THEME
     config.SlidesExporter.template_file = str(
         Path(__file__).with_name("assets") / "templates" / "slides_offline.html.j2"
     )

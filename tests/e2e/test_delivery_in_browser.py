@@ -28,6 +28,16 @@ BUILD = REPO / "build"
 ALLOWED_REMOTE = ("https://colab.research.google.com/assets/colab-badge.svg",)
 LESSON_04 = "04_post_training_quantization"
 LIVE_NOTEBOOK = "03_distillation.ipynb"
+#: The deck's reveal.js instance (a require.js module, not a global), moved to the first slide that
+#: holds a kept output with all its fragments shown; resolves to that slide's indices or null.
+GOTO_FIRST_OUTPUT_JS = """() => new Promise(resolve => require(["vendor/reveal.js/dist/reveal.js"], Reveal => {
+  const section = [...document.querySelectorAll('.reveal .slides section section')]
+    .find(s => s.querySelector('.jp-OutputArea-output'));
+  if (!section) return resolve(null);
+  const {h, v} = Reveal.getIndices(section);
+  Reveal.slide(h, v, 99);
+  setTimeout(() => resolve([h, v]), 1000);
+}))"""
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -127,6 +137,13 @@ def test_static_slides_navigate_offline(site: str, offline_page, screenshots: Pa
     present = page.locator(".reveal .slides section.present")
     assert "setup" in present.first.inner_text().lower()
     page.screenshot(path=str(screenshots / "slides-03-setup.png"))
+    # Jump to the first slide that shows a kept output, with all its fragments revealed.
+    shown = page.evaluate(GOTO_FIRST_OUTPUT_JS)
+    assert shown, "no slide of the deck shows a kept output"
+    output = page.locator(".reveal .slides section.present .jp-OutputArea-output").first
+    output.wait_for(state="visible", timeout=10_000)
+    assert output.inner_text().strip(), "the kept output on the slide is empty"
+    page.screenshot(path=str(screenshots / "slides-03-kept-output.png"))
     assert _unexpected(remote) == [], f"the deck asked the internet for {_unexpected(remote)}"
 
 

@@ -161,6 +161,7 @@ def notebook_plan(notebook: str | Path, times: list[CellTime]) -> str:
             f"- cell {t.cell} `{t.first_line}` — cold {_minutes(t.cold_s)}, warm {_minutes(t.warm_s)}" for t in pre_run
         ]
         if slow_warm:
+            lines.append("")
             lines.append(
                 "**Still slow warm** (show the kept output or let it run during discussion): "
                 + ", ".join(f"cell {t.cell}" for t in slow_warm)

@@ -2,7 +2,8 @@
 
 ``make cell-times`` runs nbval twice with ``--junitxml`` (first on an empty cache: *cold*, then
 again: *warm*) and calls ``python -m deitlab.celltimes report --cold X.xml --warm Y.xml --out
-notebooks/cell_times.csv --date DATE NOTEBOOK...``, which writes one row per code cell with its
+notebooks/cell_times.csv --date DATE NOTEBOOK...`` (``--cold``/``--warm`` may repeat, one per
+partial run), which writes one row per code cell with its
 section and the machine and date of the run; ``python -m deitlab.celltimes check
 notebooks/cell_times.csv`` lists every slow warm cell that is not a timing cell (exit 1 if any).
 
@@ -202,8 +203,8 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m deitlab.celltimes", description=__doc__.split("\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     report = commands.add_parser("report", help="write the per-cell CSV from nbval's JUnit XML")
-    report.add_argument("--cold", required=True, help="JUnit XML of the run on an empty cache")
-    report.add_argument("--warm", required=True, help="JUnit XML of the run right after it")
+    report.add_argument("--cold", required=True, action="append", help="JUnit XML of a run on an empty cache")
+    report.add_argument("--warm", required=True, action="append", help="JUnit XML of the run right after it")
     report.add_argument("--out", required=True, help="CSV file to write")
     report.add_argument("--date", required=True, help="date of the runs (UTC)")
     report.add_argument("--note", default="", help="appended to the machine description (e.g. the load)")
@@ -213,7 +214,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "report":
-            cold, warm = junit_cell_times(args.cold), junit_cell_times(args.warm)
+            cold = {nb: t for path in args.cold for nb, t in junit_cell_times(path).items()}
+            warm = {nb: t for path in args.warm for nb, t in junit_cell_times(path).items()}
             machine = machine_description() + (f" · {args.note}" if args.note else "")
             rows = [row for nb in args.notebooks for row in cell_times(nb, cold, warm, machine, args.date)]
             print(f"wrote {write_csv(rows, args.out)} ({len(rows)} code cells)")

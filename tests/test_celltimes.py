@@ -101,7 +101,7 @@ def test_bad_input_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 @pytest.mark.xfail(
     strict=True,
-    reason="the preliminary measurement (00, 03, 04 on 2026-12-03) has 17 warm cells over 5 s that are not timing "
+    reason="the first measurement (all notebooks, 2026-12-03) has 32 warm cells over 5 s that are not timing "
     "cells (`python -m deitlab.celltimes check notebooks/cell_times.csv` lists them); remove this mark when "
     "`make cell-times` passes",
 )

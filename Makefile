@@ -100,6 +100,7 @@ test: dev
 	$(NBVAL_ENV) $(ONE_THREAD) $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile $(NBVAL) --junitxml=build/reports/parallel.xml tests $(PARALLEL) $(SOLUTIONS)
 	$(if $(SERIAL),$(NBVAL_ENV) $(BIN)/python -m pytest $(NBVAL) --junitxml=build/reports/serial.xml $(SERIAL))
 	$(MAKE) rerun
+	$(MAKE) book slides
 	$(MAKE) e2e
 
 unit: dev
@@ -141,6 +142,7 @@ bench: setup
 strip: dev
 	$(BIN)/nbstripout --keep-id $(NOTEBOOKS) $(SOLUTIONS)
 	$(BIN)/python -m deitlab.nbtools sync $(NOTEBOOKS) $(SOLUTIONS)
+	$(BIN)/python -m deitlab.slides apply $(NOTEBOOKS) $(SOLUTIONS)
 
 lint: dev
 	$(BIN)/ruff check deitlab tests notebooks
@@ -166,3 +168,70 @@ refresh: dev
 	HF_HUB_OFFLINE=1 $(BIN)/jupyter nbconvert --to notebook --execute --inplace $(NB) --log-level WARN
 	$(MAKE) strip
 	$(BIN)/python -m deitlab.nbtools stamp $(NB)
+
+# ---------------------------------------------------------------- teaching delivery (issue 19)
+# Web assets the slides and the book load (reveal.js, MathJax 2, require.js, jQuery), from the
+# npm registry into build/ once, so that nothing is fetched from a CDN at view time.
+VENDOR_NPM := build/vendor/npm
+VENDOR_WEB := build/vendor/web
+.PHONY: vendor slides slide-metadata book cell-times instructors classroom
+vendor: $(VENDOR_WEB)/.copied
+$(VENDOR_WEB)/.copied:
+	npm install --no-audit --no-fund --loglevel=error --prefix $(VENDOR_NPM) reveal.js@5 jquery@3 requirejs@2 mathjax@2
+	$(BIN)/python -m deitlab.slides vendor $(VENDOR_NPM)/node_modules $(VENDOR_WEB)
+	touch $@
+
+# Re-derive every cell's slide type from the notebook structure (rules: deitlab/slides.py).
+slide-metadata: setup
+	$(BIN)/python -m deitlab.slides apply $(NOTEBOOKS) $(SOLUTIONS)
+
+# One reveal.js deck per notebook with its kept outputs (nothing runs): build/slides/*.slides.html.
+slides: setup vendor
+	@rm -rf build/slides && mkdir -p build/slides && cp -r $(VENDOR_WEB) build/slides/vendor
+	$(BIN)/python -m deitlab.slides export build/slides $(NOTEBOOKS) $(SOLUTIONS)
+	@echo "open build/slides/<notebook>.slides.html (arrows: → next slide, ↓ details, s: speaker notes)"
+
+# The rendered book (Sphinx + myst-nb; config in notebooks/_book/): every notebook with its kept
+# outputs, nothing executed, offline. Open build/book/index.html.
+book: setup vendor
+	$(BIN)/python -m sphinx -q -b html -c notebooks/_book notebooks build/book
+	@echo "book: open build/book/index.html"
+
+# Per-cell times: every notebook under nbval on an empty cache (cold), then again (warm), one
+# notebook at a time with the machine's threads; nbval's JUnit XML → notebooks/cell_times.csv
+# (machine, date, load), the session plans, then the check that no warm cell outside a timing
+# cell takes over 5 s (rules: deitlab/celltimes.py).
+CELL_TIMES_CACHE ?= $(CURDIR)/build/cell-times-cache
+CELL_TIMES_NB    ?= $(NOTEBOOKS)
+cell-times: setup
+	rm -rf $(CELL_TIMES_CACHE) && mkdir -p build/reports
+	$(NBVAL_ENV) DEITLAB_CACHE=$(CELL_TIMES_CACHE) $(BIN)/python -m pytest -p no:cacheprovider $(NBVAL) --junitxml=build/reports/cells-cold.xml $(CELL_TIMES_NB)
+	$(NBVAL_ENV) DEITLAB_CACHE=$(CELL_TIMES_CACHE) $(BIN)/python -m pytest -p no:cacheprovider $(NBVAL) --junitxml=build/reports/cells-warm.xml $(CELL_TIMES_NB)
+	$(BIN)/python -m deitlab.celltimes report --cold build/reports/cells-cold.xml --warm build/reports/cells-warm.xml \
+		--out notebooks/cell_times.csv --date "$$(date -u '+%Y-%m-%d %H:%M UTC')" \
+		--note "load average $$(cut -d' ' -f1-3 /proc/loadavg)" $(CELL_TIMES_NB)
+	$(MAKE) instructors
+	$(BIN)/python -m deitlab.celltimes check notebooks/cell_times.csv
+
+# notebooks/INSTRUCTORS.md from the notebooks and notebooks/cell_times.csv (rules: deitlab/instructors.py).
+instructors: setup
+	$(BIN)/python -m deitlab.instructors notebooks/cell_times.csv notebooks/INSTRUCTORS.md $(NOTEBOOKS)
+
+# Before a session, on the instructor's machine: run every notebook once so that the cache the
+# learners' `make lab` uses (DEITLAB_CACHE, default ~/.cache/deitlab) holds every trained model,
+# export and probe; verify it; print what to copy to the learners' machines.
+classroom: setup
+	@mkdir -p build/classroom
+	@for nb in $(NOTEBOOKS); do \
+		start=$$(date +%s); \
+		$(BIN)/jupyter nbconvert --to notebook --execute --output-dir build/classroom "$$nb" --log-level WARN || exit 1; \
+		echo "$$nb: $$(( $$(date +%s) - start )) s"; \
+	done
+	$(BIN)/deitlab cache verify
+	@$(BIN)/python -c "from deitlab.env import cache_dir; import os; d = cache_dir(); \
+	size = sum(f.stat().st_size for f in d.rglob('*') if f.is_file()) / 1e6; \
+	hf = os.path.expanduser(os.environ.get('HF_HOME', '~/.cache/huggingface')); \
+	print(f'\nCopy to every learner machine (same path, or set DEITLAB_CACHE to where you put it):'); \
+	print(f'  {d}  ({size:.0f} MB: trained models, exports, probes)'); \
+	print(f'  {hf}  (pretrained weights, if this machine was online)' if os.path.isdir(hf) else ''); \
+	print('  e.g. rsync -a ' + str(d) + '/ learner-laptop:' + str(d) + '/  — then `make lab` there')"

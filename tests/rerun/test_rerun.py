@@ -54,7 +54,7 @@ def busy_core() -> Iterator[None]:
 def test_every_code_cell_runs_twice(notebook: Path) -> None:
     nb = nbformat.read(notebook, as_version=4)
     client = NotebookClient(
-        nb, timeout=1800, kernel_name="python3", resources={"metadata": {"path": str(notebook.parent)}}
+        nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(notebook.parent)}}
     )
     with client.setup_kernel(env=_CALLER_ENV):
         for run in (1, 2):

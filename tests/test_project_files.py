@@ -57,3 +57,28 @@ def test_readme_lists_every_notebook():
     readme = (ROOT / "README.md").read_text()
     for notebook in (ROOT / "notebooks").glob("[0-9]*.ipynb"):
         assert notebook.name in readme, f"README does not list {notebook.name}"
+
+
+def _extra_requirements(project: dict, extra: str) -> list[str]:
+    """The requirements of ``extra`` with the ``deitlab[...]`` self-references expanded."""
+    found = []
+    for item in project["optional-dependencies"][extra]:
+        if item.startswith("deitlab["):
+            for inner in item[len("deitlab[") : -1].split(","):
+                found += _extra_requirements(project, inner.strip())
+        else:
+            found.append(item)
+    return found
+
+
+def test_lock_files_cover_every_declared_dependency():
+    """A dependency added to pyproject without `make lock` would be missing from the classroom install."""
+    project = _pyproject()["project"]
+    torch_build = {"torch", "torchvision"}  # installed by the Makefile before the lock
+    for lock, extra in (("learner.txt", "learner"), ("dev.txt", "all")):
+        pinned = {
+            _name(line) for line in (ROOT / "requirements" / lock).read_text().splitlines() if re.match(r"^\w", line)
+        }
+        declared = {_name(r) for r in project["dependencies"] + _extra_requirements(project, extra)}
+        missing = declared - torch_build - pinned
+        assert not missing, f"requirements/{lock} lacks {sorted(missing)}: run `make lock`"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from image_folders import UNUSABLE, unusable_folder
 
 from deitlab import distill, train_distill
 from deitlab.models import SmallCNN, save_weights, tiny_deit
@@ -162,16 +163,9 @@ def test_killing_a_rank_fails_the_job_cleanly_and_resume_finishes(tmp_path, teac
 # --- (d) bad --data: one error line before any process group ------------------------------
 
 
-@pytest.mark.parametrize("layout", ["missing", "file", "empty", "class folder without images"])
+@pytest.mark.parametrize("layout", UNUSABLE)
 def test_bad_data_is_one_error_line_before_any_process_group(tmp_path, monkeypatch, capsys, layout):
-    data = tmp_path / "data"
-    if layout == "file":
-        data.write_text("not a folder")
-    elif layout == "empty":
-        data.mkdir()
-    elif layout == "class folder without images":
-        (data / "cat").mkdir(parents=True)
-        (data / "cat" / "notes.txt").write_text("no image here")
+    data = unusable_folder(tmp_path / "data", layout)
 
     def no_process_group(_timeout):
         raise AssertionError("the process group must not start")

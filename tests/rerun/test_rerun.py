@@ -16,6 +16,7 @@ Run it after nbval has filled the cache (``make test`` does): ``make rerun``.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import os
 import subprocess
@@ -63,3 +64,40 @@ def test_every_code_cell_runs_twice(notebook: Path) -> None:
                 for index, cell in enumerate(nb.cells):
                     if cell.cell_type == "code" and SKIPPED_TAG not in cell.metadata.get("tags", []):
                         client.execute_cell(cell, index)  # raises CellExecutionError naming the cell
+
+
+def _assigned_names(source: str) -> set[str]:
+    """Top-level names a cell binds (assignments, defs, imports); IPython magics are ignored."""
+    tree = ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))))
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+        elif isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names |= {(alias.asname or alias.name).split(".")[0] for alias in node.names}
+    return names
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_explorer_cells_define_nothing_later_cells_need(notebook: Path) -> None:
+    """The re-run pass skips explorer cells, so no later cell may depend on what they define."""
+    cells = nbformat.read(notebook, as_version=4).cells
+    for index, cell in enumerate(cells):
+        if SKIPPED_TAG not in cell.metadata.get("tags", []):
+            continue
+        defined = _assigned_names(cell.source)
+        for later in cells[index + 1 :]:
+            if later.cell_type != "code":
+                continue
+            later_tree = ast.parse(
+                "\n".join(ln for ln in later.source.splitlines() if not ln.lstrip().startswith(("%", "!")))
+            )
+            bound = _assigned_names(later.source)
+            used = {n.id for n in ast.walk(later_tree) if isinstance(n, ast.Name)} - bound
+            assert not defined & used, (
+                f"{notebook.name}: explorer cell {index} defines {sorted(defined & used)}, used later"
+            )
+            defined -= bound

@@ -21,6 +21,7 @@ import pytest
 from IPython.core.inputtransformer2 import TransformerManager
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.version import InvalidVersion, Version
+from wheels import build_kit_wheel
 
 from deitlab._project import install_cell
 
@@ -90,12 +91,7 @@ def colab_python(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def kit_wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(ROOT)],
-        check=True,
-    )
-    return next(out.glob("deitlab-*.whl"))
+    return build_kit_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 def cell_pip_arguments(python: Path, deploy: bool) -> list[str]:

@@ -8,6 +8,7 @@ import venv
 from pathlib import Path
 
 import pytest
+from wheels import build_kit_wheel
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,11 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def scratch_env(tmp_path_factory) -> Path:
     """A scratch venv holding the built wheel (deps borrowed from this environment)."""
     work = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(work), str(ROOT)],
-        check=True,
-    )
-    (wheel,) = work.glob("deitlab-*.whl")
+    wheel = build_kit_wheel(work)
     env_dir = work / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     python = env_dir / "bin" / "python"

@@ -26,6 +26,8 @@ from pathlib import Path
 from deitlab._project import colab_badge, install_cell, needs_deployment_stack
 
 _BADGE = re.compile(r"\[!\[Open in Colab\]\([^)]*\)\]\([^)]*\)")
+#: Paths to the write-ups the kit grew from, which learners do not have (cite author, title, address).
+_SEED_PATH = re.compile(r"shared/seeds|\bseeds/\d{3}")
 COLAB_TAG = "colab"
 KEEP_FLAG = "keep_output"
 CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
@@ -72,6 +74,8 @@ def problems(notebook: str | Path) -> list[str]:
             f"{notebook}: needs exactly one cell tagged {COLAB_TAG!r} holding the install cell (run `make strip`)"
         )
     for index, cell in enumerate(cells):
+        if _SEED_PATH.search(_source(cell)):
+            found.append(f"{notebook}: cell {index} cites a path learners do not have; cite author, title, address")
         if cell["cell_type"] != "code":
             continue
         kept = bool(cell.get("metadata", {}).get(KEEP_FLAG))

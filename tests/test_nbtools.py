@@ -142,6 +142,14 @@ def test_stamp_ties_kept_outputs_to_their_source(tmp_path):
     assert "cell 2 was edited after its output was kept" in "\n".join(nbtools.problems(path))
 
 
+def test_problems_flags_paths_to_the_source_write_ups(tmp_path):
+    badge = colab_badge("notebooks/99_demo.ipynb")
+    cells = [*_good_cells(badge), _cell("markdown", "as the notes in `../shared/seeds/` record")]
+    path = _notebook(tmp_path, cells)
+    nbtools.sync(path)
+    assert "cell 2 cites a path learners do not have" in "\n".join(nbtools.problems(path))
+
+
 def test_main_reports_usage_and_exit_codes(tmp_path, capsys):
     assert nbtools.main([]) == 2
     path = _notebook(tmp_path, [_cell("markdown", "no badge")])

@@ -47,7 +47,7 @@ NBVAL_ENV := DEITLAB_CACHE=$(CACHE) HF_HUB_OFFLINE=1 TQDM_MININTERVAL=5
 ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 NBVAL     := --nbval-lax --nbval-current-env --nbval-cell-timeout=3600 --nbval-sanitize-with tests/nbval_sanitize.cfg
 
-.PHONY: setup dev lab test check minimums unit nbval rerun e2e run bench strip lint lock wheel-check refresh cpp-demo clean
+.PHONY: translations setup dev lab test check minimums unit nbval rerun e2e run bench strip lint lock wheel-check refresh cpp-demo clean
 
 setup: $(VENV)/.deitlab-installed
 dev: $(VENV)/.dev-installed
@@ -90,9 +90,15 @@ lock: $(VENV)/.torch-installed
 	$(BIN)/python requirements/lock.py learner requirements/learner.txt
 	$(BIN)/python requirements/lock.py all requirements/dev.txt
 
+# LAB_LANG=ja|zh|vi opens that edition (notebooks/ja, zh, vi) with JupyterLab's UI in that language
+# (not LANG: the shell's locale variable). Its settings live in build/lab-settings/<lang>.
+LAB_LANG  ?= en
 lab: setup
+	@$(BIN)/python -m deitlab.i18n lab $(LAB_LANG) build/lab-settings/$(LAB_LANG) >/dev/null
 	@echo "JupyterLab → http://127.0.0.1:$(PORT)/lab (the full URL with its token follows)"
-	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) --ServerApp.root_dir=notebooks $(ALLOW_ROOT)
+	$(BIN)/jupyter lab --no-browser --ip=127.0.0.1 --port=$(PORT) $(ALLOW_ROOT) \
+		--ServerApp.root_dir=notebooks/$$($(BIN)/python -m deitlab.i18n lab $(LAB_LANG) build/lab-settings/$(LAB_LANG)) \
+		--LabApp.user_settings_dir=build/lab-settings/$(LAB_LANG)
 
 # Unit tests, every notebook and every solution notebook under nbval, then the browser pass.
 # Per-test times (every notebook cell) land in build/reports/*.xml.
@@ -235,3 +241,14 @@ classroom: setup
 	print(f'  {d}  ({size:.0f} MB: trained models, exports, probes)'); \
 	print(f'  {hf}  (pretrained weights, if this machine was online)' if os.path.isdir(hf) else ''); \
 	print('  e.g. rsync -a ' + str(d) + '/ learner-laptop:' + str(d) + '/  — then `make lab` there')"
+
+# ---------------------------------------------------------------- translations (issue 20)
+# Markdown of every notebook → notebooks/locales/<stem>.pot → <locale>/<stem>.po (changed English
+# becomes fuzzy and the edition shows the English until re-translated), the kit's messages →
+# deitlab/locales/, then the editions notebooks/ja, zh, vi (code cells copied unchanged) and the
+# completeness report. Rules: deitlab/i18n/; tests/test_i18n.py fails when this was not run.
+translations: dev
+	$(BIN)/python -m deitlab.i18n extract
+	$(BIN)/python -m deitlab.i18n merge
+	$(BIN)/python -m deitlab.i18n build
+	$(BIN)/python -m deitlab.i18n status

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from deitlab.i18n.runtime import t
+
 #: Packages whose versions the report lists (optional ones only when installed).
 REPORTED_PACKAGES = (
     "torch",
@@ -241,11 +243,11 @@ def network_status() -> str:
     """``online``/``offline`` with the reason and the hub address tried, for banners."""
     variable = _offline_variable()
     if variable:
-        return f"offline (hub disabled by {variable}=1; random weights where needed)"
+        return t("offline (hub disabled by {variable}=1; random weights where needed)").format(variable=variable)
     endpoint = hub_endpoint()
     if is_online():
-        return f"online ({endpoint})"
-    return f"offline ({endpoint} unreachable; random weights where needed)"
+        return t("online ({endpoint})").format(endpoint=endpoint)
+    return t("offline ({endpoint} unreachable; random weights where needed)").format(endpoint=endpoint)
 
 
 def report() -> EnvReport:
@@ -269,4 +271,4 @@ def status_line() -> str:
     device = gpu_name() or f"CPU ({cpu_model()})"
     network = network_status()
     packages = " · ".join(f"{k} {v}" for k, v in versions.items())
-    return f"deitlab · {packages} · {device} · {torch.get_num_threads()} threads · {network}"
+    return f"deitlab · {packages} · {device} · {torch.get_num_threads()} {t('threads')} · {network}"

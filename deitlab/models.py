@@ -27,9 +27,10 @@ import torch
 from torch import nn
 
 from deitlab.env import is_online
+from deitlab.i18n.runtime import N_, t
 
 WEIGHTS_DIR_ENV = "DEITLAB_WEIGHTS_DIR"
-RANDOM_WEIGHTS_BANNER = (
+RANDOM_WEIGHTS_BANNER = N_(
     "⚠ {name}: no pretrained weights reachable ({why}) → random initialisation. "
     "Shapes, parameter counts, sizes and latencies are real; predictions are not. "
     "For real weights pass weights=… or put {stem}.safetensors in $DEITLAB_WEIGHTS_DIR ({weights_dir})."
@@ -324,7 +325,7 @@ def load_model(
         library = "timm"
     if verbose and source.kind == "random" and pretrained:
         stem = weights_file_names(name)[0].removesuffix(".safetensors")
-        print(RANDOM_WEIGHTS_BANNER.format(name=name, why=source.detail, stem=stem, weights_dir=weights_dir))
+        print(t(RANDOM_WEIGHTS_BANNER).format(name=name, why=source.detail, stem=stem, weights_dir=weights_dir))
     return LoadedModel(model.eval(), source, name, library)
 
 

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 import torch
 
 from deitlab.env import status_line
+from deitlab.i18n.fonts import MissingFontError, use_language_font
+from deitlab.i18n.runtime import resolve_language, set_language, t
 from deitlab.measure import clock
 from deitlab.train import seed_everything
 
@@ -38,19 +40,27 @@ def quiet_known_warnings() -> None:
 _started = clock()
 
 
-def setup_notebook(seed: int = 0, threads: int | None = None) -> str:
+def setup_notebook(seed: int = 0, threads: int | None = None, lang: str | None = None) -> str:
     """Seed everything, fix the thread count, quiet known warnings; print the status line.
 
     The line ends with the date and time of the run, so the kept output of this cell
     names the reference run that produced a notebook's kept figures and tables.
+    ``lang`` (``ja``, ``zh``, ``vi``, ``en``; default: ``$DEITLAB_LANG``, else the notebook's
+    metadata ``deitlab.lang`` as the editions set it, else English) is the language of the
+    kit's messages from here on; for Japanese and Chinese plots get a CJK font.
     """
     global _started
     _started = clock()
+    language = set_language(resolve_language(lang))
+    try:
+        use_language_font(language)
+    except MissingFontError as error:
+        print(f"⚠ {error}")
     quiet_known_warnings()
     seed_everything(seed)
     if threads is not None:
         torch.set_num_threads(threads)
-    line = f"{status_line()} · run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    line = f"{status_line()} · {t('run')} {datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     print(line)
     return line
 
@@ -58,4 +68,6 @@ def setup_notebook(seed: int = 0, threads: int | None = None) -> str:
 def elapsed() -> str:
     """Wall time since :func:`setup_notebook`, for the last cell of a notebook."""
     seconds = clock() - _started
-    return f"this notebook ran in {seconds:.0f} s on {torch.get_num_threads()} threads"
+    return t("this notebook ran in {seconds:.0f} s on {threads} threads").format(
+        seconds=seconds, threads=torch.get_num_threads()
+    )

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from deitlab.i18n.runtime import N_, t
+
 
 class CheckFailed(AssertionError):
     """An exercise answer is not right yet; the message says what to look at."""
@@ -19,7 +21,7 @@ class CheckResult:
     detail: str
 
     def __repr__(self) -> str:
-        return f"✅ {self.exercise}: {self.detail}"
+        return t("✅ {exercise}: {detail}").format(exercise=self.exercise, detail=t(self.detail))
 
 
 def passed(exercise: str, detail: str) -> CheckResult:
@@ -28,9 +30,9 @@ def passed(exercise: str, detail: str) -> CheckResult:
 
 
 def require(condition: bool, exercise: str, hint: str) -> None:
-    """Raise :class:`CheckFailed` with a hint when ``condition`` is false."""
+    """Raise :class:`CheckFailed` with a hint (in the learner's language) when ``condition`` is false."""
     if not condition:
-        raise CheckFailed(f"❌ {exercise}: {hint}")
+        raise CheckFailed(t("❌ {exercise}: {hint}").format(exercise=exercise, hint=t(hint)))
 
 
 def require_close(
@@ -42,11 +44,13 @@ def require_close(
     require(
         actual_t.shape == expected_t.shape,
         exercise,
-        f"expected shape {tuple(expected_t.shape)}, got {tuple(actual_t.shape)}",
+        t(N_("expected shape {expected}, got {actual}")).format(
+            expected=tuple(expected_t.shape), actual=tuple(actual_t.shape)
+        ),
     )
     diff = (actual_t - expected_t).abs().max().item() if actual_t.numel() else 0.0
     require(
         torch.allclose(actual_t, expected_t, atol=atol, rtol=rtol),
         exercise,
-        f"values differ from the reference (max abs difference {diff:.3g})",
+        t(N_("values differ from the reference (max abs difference {diff:.3g})")).format(diff=diff),
     )

@@ -21,7 +21,8 @@ project = "deitlab — Vision Transformers, from the idea to a phone"
 author = "the deitlab authors"
 root_doc = "_book/index"
 extensions = ["myst_nb"]
-exclude_patterns = ["README.md", "QUARANTINE", "**/.ipynb_checkpoints"]
+# The ja/zh/vi editions and their catalogues are not part of the English book (issue 20).
+exclude_patterns = ["README.md", "QUARANTINE", "**/.ipynb_checkpoints", "ja", "zh", "vi", "locales"]
 nb_execution_mode = "off"
 nb_merge_streams = True
 myst_enable_extensions = ["dollarmath", "colon_fence", "deflist"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from matplotlib import font_manager, rcParams
 
 from deitlab.i18n.languages import normalise_language
@@ -14,6 +17,10 @@ CJK_FONTS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: File names of CJK fonts, for fonts installed after matplotlib cached its font list.
+_CJK_FILE = re.compile(r"CJK|Hiragino|PingFang|YaHei|msyh|SimHei|IPAex|YuGoth|NotoSans(JP|SC)", re.IGNORECASE)
+
+
 class MissingFontError(RuntimeError):
     """No installed font can draw the language's characters."""
 
@@ -21,6 +28,14 @@ class MissingFontError(RuntimeError):
 def installed_families() -> set[str]:
     """Names of the font families matplotlib can find on this machine."""
     return {entry.name for entry in font_manager.fontManager.ttflist}
+
+
+def register_system_cjk_fonts() -> int:
+    """Add the system's CJK font files to matplotlib (its font cache may predate them); returns how many."""
+    files = [f for f in font_manager.findSystemFonts() if _CJK_FILE.search(Path(f).name)]
+    for path in files:
+        font_manager.fontManager.addfont(path)
+    return len(files)
 
 
 def use_language_font(lang: str) -> str | None:
@@ -32,8 +47,9 @@ def use_language_font(lang: str) -> str | None:
     code = normalise_language(lang)
     if code not in CJK_FONTS:
         return None
-    available = installed_families()
-    family = next((name for name in CJK_FONTS[code] if name in available), None)
+    family = next((name for name in CJK_FONTS[code] if name in installed_families()), None)
+    if family is None and register_system_cjk_fonts():
+        family = next((name for name in CJK_FONTS[code] if name in installed_families()), None)
     if family is None:
         raise MissingFontError(
             f"no font for {code!r} plots: install one of {', '.join(CJK_FONTS[code][:2])} "

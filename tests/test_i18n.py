@@ -412,3 +412,17 @@ def test_the_repository_copy_drifts_when_an_english_cell_changes(tmp_path):
         source.read_text(encoding="utf-8").replace("## Learning objectives", "## Goals"), encoding="utf-8"
     )
     assert len(editions.stale_editions(notebooks, notebooks / "locales")) == len(LANGUAGES)
+
+
+@pytest.mark.parametrize("lang", list(LANGUAGES))
+def test_each_readme_links_the_others_and_opens_its_own_edition_in_colab(lang):
+    language = LANGUAGES[lang]
+    readme = (ROOT / language.readme).read_text(encoding="utf-8")
+    for other in ["README.md", *[x.readme for x in LANGUAGES.values() if x is not language]]:
+        assert f"]({other})" in readme
+    assert f"]({language.readme})" in (ROOT / "README.md").read_text(encoding="utf-8")
+    colab = re.findall(r"https://colab\.research\.google\.com/github/deitlab/deitlab/blob/main/(\S+?\.ipynb)", readme)
+    expected = [p.relative_to(ROOT).as_posix() for p in sorted((NOTEBOOKS / language.edition).glob("[0-9]*.ipynb"))]
+    assert colab == expected
+    for link in re.findall(r"\]\((notebooks/[^)#]+)\)", readme):
+        assert (ROOT / link).exists(), link

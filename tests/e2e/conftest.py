@@ -13,6 +13,7 @@ Environment variables (all optional):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -28,6 +29,8 @@ from pathlib import Path
 
 import pytest
 from e2e_support import NOTEBOOK_DIR, REPO, Lab, browser_notebooks
+
+from deitlab.i18n.languages import LANGUAGES
 
 HERE = Path(__file__).resolve().parent
 CHROMIUM = Path(os.environ.get("DEITLAB_CHROMIUM", "/usr/bin/chromium"))
@@ -137,8 +140,8 @@ def _jupyter() -> str:
     return str(here) if here.exists() else (shutil.which("jupyter") or "jupyter")
 
 
-def _write_settings(settings_dir: Path) -> None:
-    for relative, values in LAB_SETTINGS.items():
+def _write_settings(settings_dir: Path, settings: dict) -> None:
+    for relative, values in settings.items():
         path = settings_dir / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(values), encoding="utf-8")
@@ -151,8 +154,35 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     The fixture checks the server answers its HTTP API (/api/status) with the token and refuses
     without it, and that /lab serves the JupyterLab page.
     """
-    state = tmp_path_factory.mktemp("jupyterlab")
-    _write_settings(state / "settings")
+    with _serve_lab(NOTEBOOK_DIR, tmp_path_factory.mktemp("jupyterlab"), LAB_SETTINGS) as server:
+        yield server
+
+
+@pytest.fixture(scope="session", params=["ja", "zh", "vi"])
+def edition_lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """JupyterLab as `make lab LAB_LANG=<lang>` starts it: the edition's folder, the UI in its language."""
+    language = LANGUAGES[request.param]
+    settings = {
+        **LAB_SETTINGS,
+        "@jupyterlab/translation-extension/plugin.jupyterlab-settings": {"locale": language.lab_locale},
+    }
+    # expose_app_in_browser: the test runs commands by id (menu labels are translated)
+    with _serve_lab(
+        NOTEBOOK_DIR / language.edition,
+        tmp_path_factory.mktemp(f"jupyterlab-{language.code}"),
+        settings,
+        ("--LabApp.expose_app_in_browser=True",),
+        f"jupyterlab-{language.code}.log",
+    ) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def _serve_lab(
+    root: Path, state: Path, settings: dict, extra_args: tuple[str, ...] = (), log_name: str = "jupyterlab.log"
+) -> Iterator[Lab]:
+    """A JupyterLab server on a free port with a token, serving ``root``, stopped on exit."""
+    _write_settings(state / "settings", settings)
     port, token = _free_port(), secrets.token_hex(24)
     command = [
         _jupyter(),
@@ -161,10 +191,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         "--ip=127.0.0.1",
         f"--port={port}",
         "--ServerApp.port_retries=0",
-        f"--ServerApp.root_dir={NOTEBOOK_DIR}",
+        f"--ServerApp.root_dir={root}",
         f"--IdentityProvider.token={token}",
         f"--LabApp.user_settings_dir={state / 'settings'}",
         f"--LabApp.workspaces_dir={state / 'workspaces'}",
+        *extra_args,
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:  # CI containers run as root
         command.append("--allow-root")
@@ -174,10 +205,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         "JUPYTER_RUNTIME_DIR": str(state / "runtime"),  # private connection files and cookie secret
     }
     LOGS.mkdir(parents=True, exist_ok=True)
-    log_path = LOGS / "jupyterlab.log"
+    log_path = LOGS / log_name
     with log_path.open("w", encoding="utf-8") as log:
         server = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    lab = Lab(url=f"http://127.0.0.1:{port}", token=token, root=NOTEBOOK_DIR, log=log_path)
+    lab = Lab(url=f"http://127.0.0.1:{port}", token=token, root=root, log=log_path)
     try:
         deadline = time.monotonic() + 180
         while True:

@@ -87,15 +87,19 @@ def _open(page, lab: Lab, notebook: Path, deadline: float) -> None:
     _wait(page, lambda: page.locator(CELLS).count() == n_cells, deadline, f"all {n_cells} cells in the DOM")
 
 
-def _run_all(page, notebook: Path, deadline: float) -> None:
-    """Run ▸ Run All Cells from the menu bar, then wait until every queued cell has finished."""
+def _click_run_all(page) -> None:
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+
+
+def _run_all(page, notebook: Path, deadline: float, start=_click_run_all) -> None:
+    """Run ▸ Run All Cells (``start(page)``: from the menu bar), then wait until every queued cell has finished."""
 
     def started():
         return any(re.search(r"\*|\d", p) for p in page.evaluate(STATE_JS)["prompts"])
 
     for attempt in (1, 2):  # a click landing while the page still settles can be lost: retry once
-        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-        page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+        start(page)
         try:
             _wait(page, started, min(deadline, time.monotonic() + 30), "Run All Cells to start", poll_ms=250)
             break

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import polib
 import pytest
+from markdown_it import MarkdownIt
 
 from deitlab.i18n import __main__ as cli
 from deitlab.i18n import catalogue, editions, kit_messages, status, workflow
@@ -22,6 +23,7 @@ TRANSLATED = ("00_setup", "01_vit_transformers", "02_deit_classification")
 CODE_SPAN = re.compile(r"`[^`\n]+`")
 URL = re.compile(r"https?://[A-Za-z0-9./_:#?=&%~+-]*[A-Za-z0-9/_#=&%~+-]")
 FENCE = re.compile(r"^```.*?^```", re.S | re.M)
+MARKDOWN = MarkdownIt("commonmark").enable("table")
 
 
 def _notebook(cells: list[dict], path: Path) -> Path:
@@ -114,6 +116,9 @@ def test_translations_keep_code_spans_links_code_blocks_and_headings(entry):
     assert FENCE.findall(translated) == FENCE.findall(english)
     levels = [len(m) for m in re.findall(r"^(#+) ", FENCE.sub("", english), re.M)]
     assert [len(m) for m in re.findall(r"^(#+) ", FENCE.sub("", translated), re.M)] == levels
+    rendered_en, rendered = MARKDOWN.render(english), MARKDOWN.render(translated)
+    for tag in ("<strong>", "<em>", "<code>", "<table>", "<li>", "<a ", "<blockquote>"):
+        assert rendered.count(tag) == rendered_en.count(tag), f"{tag} count differs: emphasis or list broken?"
     # GitHub would swallow a full-width character written straight after a link address
     assert not re.search(r"https?://\S*[\u3000-\u9fff\uff00-\uffef]", translated)
 

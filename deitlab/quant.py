@@ -7,16 +7,21 @@ Three layers, from the formula up:
   :func:`fake_quantize_range` (the same grid given by its clipping range), the error
   metrics :func:`mse` / :func:`sqnr`;
 * whole models — the tutorial's size on disk (:func:`scripted_size_mb`; other sizes are in
-  :mod:`deitlab.measure`), the
-  legacy eager API (:func:`legacy_dynamic_int8`, :func:`legacy_static_int8`) and the
+  :mod:`deitlab.measure`), the parity and size of a quantized copy against its fp32 original
+  (:func:`baseline`, :func:`compare`), the
+  legacy eager API (:func:`legacy_dynamic_int8`) and the
   torchao API (:func:`torchao_int8`);
-* experiments — fake-quantized copies of a model (:func:`fake_quant_model`) and
-  per-layer sensitivity (:func:`layer_sensitivity`).
+* experiments — fake-quantized copies of a model (:func:`fake_quant_model`),
+  per-layer sensitivity (:func:`layer_sensitivity`) and the cache for their slow scans
+  (:func:`cached_result`).
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+import types
 import warnings
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
@@ -25,7 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from deitlab.measure import file_size_mb, saved_size_mb
+from deitlab.measure import file_size_mb, saved_size_mb, state_dict_size_mb
 
 TORCHAO_VARIANTS = ("dynamic", "weight_only")
 
@@ -204,6 +209,71 @@ def scripted_size_mb(model: nn.Module, keep: str | Path | None = None) -> float:
         return saved_size_mb(lambda path: scripted.save(str(path)))
 
 
+# --- parity and size of a quantized model ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The fp32 model's logits on fixed inputs and its ``state_dict`` size: what quantized copies are held to."""
+
+    inputs: torch.Tensor
+    logits: torch.Tensor
+    size_mb: float
+
+
+@dataclass(frozen=True)
+class QuantReport:
+    """How a quantized copy compares with its fp32 baseline: size, and its logits on the same inputs."""
+
+    size_mb: float
+    size_ratio: float  # quantized / fp32 state_dict size
+    sqnr_db: float  # of the logits
+    max_abs_diff: float
+    top1_agreement: float  # fraction of inputs with the same arg-max class
+    n: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.size_mb:.2f} MB ({self.size_ratio:.1%} of fp32) · logits SQNR {self.sqnr_db:.1f} dB, "
+            f"max |Δlogit| {self.max_abs_diff:.3g}, top-1 agreement {self.top1_agreement:.1%} (n={self.n})"
+        )
+
+
+def _logits(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"expected an nn.Module, got {type(model).__name__}")
+    with torch.inference_mode():
+        logits = model(inputs)
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
+        raise ValueError("the model must return one N×C logits tensor (eval mode)")
+    return logits.float()
+
+
+def baseline(model: nn.Module, inputs: torch.Tensor) -> Baseline:
+    """Run the fp32 ``model`` once on ``inputs`` (a batch) and measure its ``state_dict`` size."""
+    _check_float(inputs, "inputs")
+    return Baseline(inputs, _logits(model, inputs), state_dict_size_mb(model))
+
+
+def compare(reference: Baseline, candidate: nn.Module) -> QuantReport:
+    """Size and logit parity of ``candidate`` (a quantized copy) against ``reference`` (see :func:`baseline`)."""
+    if not isinstance(reference, Baseline):
+        raise TypeError(f"reference must be a Baseline (from quant.baseline), got {type(reference).__name__}")
+    logits = _logits(candidate, reference.inputs)
+    if logits.shape != reference.logits.shape:
+        raise ValueError(f"candidate logits {tuple(logits.shape)} differ in shape from {tuple(reference.logits.shape)}")
+    size = state_dict_size_mb(candidate)
+    agreement = (logits.argmax(1) == reference.logits.argmax(1)).float().mean().item()
+    return QuantReport(
+        size_mb=size,
+        size_ratio=size / reference.size_mb,
+        sqnr_db=sqnr(reference.logits, logits),
+        max_abs_diff=(logits - reference.logits).abs().max().item(),
+        top1_agreement=agreement,
+        n=len(logits),
+    )
+
+
 # --- the legacy eager API (torch.ao.quantization, deprecated) -------------------------
 
 
@@ -232,47 +302,6 @@ def _check_names(model: nn.Module, names: Iterable[str]) -> set[str]:
     if unknown:
         raise KeyError(f"not nn.Linear layers of this model: {', '.join(sorted(unknown))}")
     return names
-
-
-def legacy_static_int8(
-    model: nn.Module,
-    calibration: Iterable[torch.Tensor | tuple],
-    skip: Collection[str] = (),
-    backend: str | None = None,
-) -> nn.Module:
-    """Static int8 of every ``nn.Linear`` except ``skip``, with the eager API, on a copy.
-
-    Each quantized Linear is wrapped in ``QuantStub → Linear → DeQuantStub``
-    (``add_quant_dequant``); layers in ``skip`` get ``qconfig = None`` and stay fp32
-    — the partial quantization of the Vietnamese write-up. Observers record the
-    activation ranges while ``calibration`` batches (tensors or ``(images, labels)``)
-    run through the model; ``convert`` then swaps in int8 kernels with those fixed ranges.
-    """
-    from torch.ao import quantization as tq
-
-    skip = _check_names(model, skip)
-    backend = backend or torch.backends.quantized.engine
-    if backend not in torch.backends.quantized.supported_engines:
-        raise ValueError(
-            f"quantized engine {backend!r} not supported here: {torch.backends.quantized.supported_engines}"
-        )
-    torch.backends.quantized.engine = backend
-    prepared = copy.deepcopy(model).eval()
-    qconfig = tq.get_default_qconfig(backend)
-    for name, module in prepared.named_modules():
-        module.qconfig = qconfig if isinstance(module, nn.Linear) and name not in skip else None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        tq.add_quant_dequant(prepared)
-        tq.prepare(prepared, inplace=True)
-        seen = 0
-        with torch.inference_mode():
-            for batch in calibration:
-                prepared(batch[0] if isinstance(batch, (tuple, list)) else batch)
-                seen += 1
-        if seen == 0:
-            raise ValueError("calibration gave no batches: pass a few batches of typical inputs")
-        return tq.convert(prepared, inplace=True).eval()
 
 
 def module_types(model: nn.Module) -> dict[str, int]:
@@ -418,3 +447,36 @@ def layer_sensitivity(
         name: baseline - score(quantize_one(name))
         for name in tqdm(names, desc="one layer at a time", disable=not progress, leave=False)
     }
+
+
+def _code_digest(code: types.CodeType) -> str:
+    """A digest of what a function does (its bytecode, names and constants), not of where it was defined."""
+    parts = [code.co_code, repr(code.co_names).encode()]
+    for const in code.co_consts:
+        parts.append(_code_digest(const).encode() if isinstance(const, types.CodeType) else repr(const).encode())
+    return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
+
+
+def cached_result(name: str, key: dict, compute: Callable[[], object]) -> object:
+    """``compute()`` once, then its stored JSON result for as long as ``key`` and ``compute``'s code stay the same.
+
+    For scans that take seconds (one evaluation per layer, per bit-width) in cells an
+    instructor re-runs: ``key`` (a JSON-able dict) names everything the result depends on
+    besides the code — the model's fingerprint, the data, the settings; the torch version and
+    a digest of ``compute``'s bytecode are added to it, so editing the function recomputes.
+    Stored in the kit's cache (kind ``results``). Dict keys come back as strings (JSON).
+    """
+    from deitlab import cache
+
+    if not callable(compute):
+        raise TypeError(f"compute must be a function without arguments, got {type(compute).__name__}")
+    if not isinstance(key, dict):
+        raise TypeError(f"key must be a dict naming what the result depends on, got {type(key).__name__}")
+    code = getattr(compute, "__code__", None)
+    full_key = {**key, "torch": torch.__version__, "code": _code_digest(code) if code is not None else repr(compute)}
+
+    def build(staging: Path) -> None:
+        (staging / "result.json").write_text(json.dumps(compute()))
+
+    entry = cache.get_or_build("results", name, full_key, build, ["result.json"])
+    return json.loads(entry.path("result.json").read_text())

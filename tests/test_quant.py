@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import warnings
 
 import pytest
 import torch
@@ -186,22 +188,6 @@ def test_linear_names():
     assert quant.linear_names(small_mlp()) == ["0", "2"]
 
 
-def test_legacy_static_int8_with_skip():
-    model = small_mlp()
-    static = quant.legacy_static_int8(model, calibration(), skip={"2"})
-    types = quant.module_types(static)
-    assert types["torch.ao.nn.quantized.Linear"] == 1 and types["torch.nn.Linear"] == 1
-    x = calibration()[1]
-    with torch.inference_mode():
-        assert quant.sqnr(model(x), static(x)) > 20
-    with pytest.raises(KeyError, match="not nn.Linear"):
-        quant.legacy_static_int8(model, calibration(), skip={"1"})
-    with pytest.raises(ValueError, match="no batches"):
-        quant.legacy_static_int8(model, [])
-    with pytest.raises(ValueError, match="not supported"):
-        quant.legacy_static_int8(model, calibration(), backend="no-such-engine")
-
-
 @pytest.mark.parametrize("variant", quant.TORCHAO_VARIANTS)
 def test_torchao_int8(variant):
     model = small_mlp()
@@ -264,7 +250,7 @@ def test_check_per_channel_int8():
         scale = w.abs().max() / 127
         return torch.round(w / scale).to(torch.int8), scale.repeat(w.shape[0])
 
-    assert "04.1" in repr(check_per_channel_int8(right))
+    assert "04.3" in repr(check_per_channel_int8(right))
     with pytest.raises(CheckFailed, match="values differ"):
         check_per_channel_int8(per_tensor)
     with pytest.raises(CheckFailed, match="integer tensor"):
@@ -273,23 +259,117 @@ def test_check_per_channel_int8():
         check_per_channel_int8(lambda w: None)
 
 
-def test_check_most_sensitive():
-    from deitlab.checks import CheckFailed, check_most_sensitive
+def test_baseline_and_compare_exact():
+    model = small_mlp()
+    x = calibration()[0]
+    reference = quant.baseline(model, x)
+    same = quant.compare(reference, copy.deepcopy(model))
+    assert same.sqnr_db == math.inf and same.max_abs_diff == 0 and same.top1_agreement == 1 and same.n == 16
+    assert same.size_ratio == pytest.approx(1.0)
+    int8, _ = quant.legacy_dynamic_int8(model)
+    report = quant.compare(reference, int8)
+    assert 20 < report.sqnr_db < math.inf and report.size_mb == pytest.approx(report.size_ratio * reference.size_mb)
+    assert "of fp32" in str(report) and "top-1 agreement" in str(report)
 
-    drops = {"a": 0.1, "b": 2.0, "c": 0.5}
-    assert "04.2" in repr(check_most_sensitive(drops, "b"))
-    with pytest.raises(CheckFailed, match="another layer costs more"):
-        check_most_sensitive(drops, "c")
-    with pytest.raises(CheckFailed, match="not one of the layers"):
-        check_most_sensitive(drops, "z")
+
+def test_baseline_and_compare_bad_input():
+    model = small_mlp()
+    with pytest.raises(TypeError, match="inputs"):
+        quant.baseline(model, torch.ones(2, 8, dtype=torch.long))
+    with pytest.raises(TypeError, match="nn.Module"):
+        quant.baseline("model", calibration()[0])
+    with pytest.raises(ValueError, match="N×C logits"):
+        quant.baseline(nn.Flatten(0), calibration()[0])
+    reference = quant.baseline(model, calibration()[0])
+    with pytest.raises(TypeError, match="Baseline"):
+        quant.compare(model, model)
+    with pytest.raises(ValueError, match="differ in shape"):
+        quant.compare(reference, nn.Sequential(nn.Linear(8, 3)))
 
 
-def test_check_sqnr():
-    from deitlab.checks import CheckFailed, check_sqnr
+def test_cached_result_computes_once_per_key_and_code():
+    calls = []
 
-    x, x_hat = torch.tensor([1.0, 1.0]), torch.tensor([1.0, 0.0])
-    assert "04.3" in repr(check_sqnr(x, x_hat, 10 * math.log10(2)))
-    with pytest.raises(CheckFailed, match="log10"):
-        check_sqnr(x, x_hat, 20 * math.log10(2))
-    with pytest.raises(CheckFailed, match="number"):
-        check_sqnr(x, x_hat, None)
+    def compute():
+        calls.append(1)
+        return {"8": 0.5, "layers": [1.0, 2.0]}
+
+    first = quant.cached_result("unit", {"model": "m"}, compute)
+    again = quant.cached_result("unit", {"model": "m"}, compute)
+    assert first == again == {"8": 0.5, "layers": [1.0, 2.0]} and len(calls) == 1
+    quant.cached_result("unit", {"model": "other"}, compute)
+    assert len(calls) == 2
+
+    def edited():
+        calls.append(1)
+        return {"8": 0.25}
+
+    assert quant.cached_result("unit", {"model": "m"}, edited) == {"8": 0.25} and len(calls) == 3
+
+
+def test_cached_result_bad_input():
+    with pytest.raises(TypeError, match="compute"):
+        quant.cached_result("unit", {}, 3)
+    with pytest.raises(TypeError, match="key"):
+        quant.cached_result("unit", ["m"], dict)
+
+
+def test_check_dynamic_mlp_only():
+    from deitlab.checks import CheckFailed, check_dynamic_mlp_only
+    from deitlab.models import tiny_deit
+
+    model = tiny_deit(distilled=True).eval()
+    mlp = {name for name in quant.linear_names(model) if ".mlp." in name}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        right = torch.ao.quantization.quantize_dynamic(model, mlp, dtype=torch.qint8)
+        everything = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+        float16 = torch.ao.quantization.quantize_dynamic(model, mlp, dtype=torch.float16)
+    assert "04.1" in repr(check_dynamic_mlp_only(model, right))
+    with pytest.raises(CheckFailed, match="quantized too"):
+        check_dynamic_mlp_only(model, everything)
+    with pytest.raises(CheckFailed, match="still Linear"):
+        check_dynamic_mlp_only(model, copy.deepcopy(model))
+    with pytest.raises(CheckFailed, match="qint8"):
+        check_dynamic_mlp_only(model, float16)
+    with pytest.raises(CheckFailed, match="the model quantize_dynamic returned"):
+        check_dynamic_mlp_only(model, None)
+
+
+def _integer_linear(q_x, s_x, z_x, q_w, s_w, bias, s_y, z_y, shift_codes=False):
+    acc = (q_x.to(torch.int32) - z_x) @ q_w.to(torch.int32).T
+    q_b = torch.round(bias.double() / (s_x * s_w)).to(torch.int32)
+    codes = torch.round((acc + q_b) * (s_x * s_w / s_y)) + z_y
+    return torch.clamp(codes + (2 if shift_codes else 0), 0, 255).to(torch.uint8)
+
+
+def test_check_integer_linear():
+    from deitlab.checks import CheckFailed, check_integer_linear
+
+    assert "04.2" in repr(check_integer_linear(_integer_linear))
+
+    def uint8_wraps(q_x, s_x, z_x, q_w, s_w, bias, s_y, z_y):
+        return _integer_linear((q_x - z_x).to(torch.int32) + z_x, s_x, z_x, q_w, s_w, bias, s_y, z_y)
+
+    with pytest.raises(CheckFailed, match="torch.int32"):
+        check_integer_linear(uint8_wraps)
+    with pytest.raises(CheckFailed, match="differ from torch's by up to 2"):
+        check_integer_linear(lambda **kw: _integer_linear(**kw, shift_codes=True))
+    with pytest.raises(CheckFailed, match="integer codes"):
+        check_integer_linear(lambda **kw: _integer_linear(**kw).float())
+    with pytest.raises(CheckFailed, match="shape"):
+        check_integer_linear(lambda **kw: _integer_linear(**kw)[:1])
+    with pytest.raises(CheckFailed, match="returned None"):
+        check_integer_linear(lambda **kw: None)
+
+
+def test_check_integer_linear_counts_exact_codes():
+    from deitlab.checks import CheckFailed, check_integer_linear
+
+    def floor_instead_of_round(q_x, s_x, z_x, q_w, s_w, bias, s_y, z_y):
+        acc = (q_x.to(torch.int32) - z_x) @ q_w.to(torch.int32).T
+        q_b = torch.round(bias.double() / (s_x * s_w)).to(torch.int32)
+        return torch.clamp(torch.floor((acc + q_b) * (s_x * s_w / s_y)) + z_y, 0, 255).to(torch.uint8)
+
+    with pytest.raises(CheckFailed, match="identical"):
+        check_integer_linear(floor_instead_of_round)

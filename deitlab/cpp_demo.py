@@ -19,6 +19,8 @@ import torch
 from deitlab import cache
 
 SOURCE = r"""
+// Load a TorchScript file with libtorch and print the top-1 class of each input row.
+// Corrections to the C++ snippet of CyberWEI's study-group notes (2023), marked "write-up:" below.
 #include <torch/script.h>
 #include <fstream>
 #include <iostream>
@@ -27,6 +29,8 @@ SOURCE = r"""
 // usage: demo MODEL.pt INPUT.f32 N C H W  -> prints the arg-max class of each row
 int main(int argc, char** argv) {
   if (argc != 7) { std::cerr << "usage: demo MODEL.pt INPUT.f32 N C H W\n"; return 2; }
+  // write-up: torch::ones({1, 3, 256, 256}). DeiT-B takes 224x224 (the tiny DeiT 1x28x28): the shape
+  // comes from the command line, i.e. from the data the model was exported with.
   std::vector<int64_t> shape;
   for (int i = 3; i < 7; ++i) shape.push_back(std::stoll(argv[i]));
   int64_t count = shape[0] * shape[1] * shape[2] * shape[3];
@@ -37,7 +41,11 @@ int main(int argc, char** argv) {
   torch::jit::script::Module module = torch::jit::load(argv[1]);
   module.eval();
   torch::NoGradGuard no_grad;
+  // write-up: .to("cuda") on the input only. That needs a GPU, and a module saved on the CPU stays
+  // there (device mismatch). Run on the CPU; for a GPU move both: module.to(torch::kCUDA) and the input.
   torch::Tensor input = torch::from_blob(data.data(), shape, torch::kFloat32);
+  // write-up: module.forward(input).toTuple()->elements()[0]. forward takes a vector of inputs ({input}),
+  // and this model returns ONE tensor, not a tuple: .toTuple() throws. Use .toTensor().
   torch::Tensor logits = module.forward({input}).toTensor();
   torch::Tensor top1 = logits.argmax(1);
   for (int64_t i = 0; i < top1.size(0); ++i) {

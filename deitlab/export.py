@@ -15,6 +15,7 @@ pass ``reuse=False`` to force a fresh export, and ``path=...`` to get a copy els
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import shutil
 import sys
@@ -178,23 +179,69 @@ def _export_once(
     return path, entry.payload["export_seconds"], not exported, entry.payload["notes"]
 
 
+@dataclass(frozen=True)
+class CachedExport:
+    """A file written by an export function, from the cache or just now."""
+
+    path: Path
+    export_seconds: float
+    reused: bool
+    notes: dict
+
+
+def cached_export(
+    name: str,
+    model: nn.Module,
+    write: Callable[[Path], dict | None],
+    suffix: str,
+    settings: dict | None = None,
+    reuse: bool = True,
+) -> CachedExport:
+    """Run ``write(path)`` once per model weights, settings and source of ``write``; later calls reuse the file.
+
+    ``write`` is the export function a notebook cell defines (``torch.export`` → lowering →
+    ``path.write_bytes(...)``, ``torch.onnx.export(..., path)``…): it writes the file at the
+    path it receives and may return JSON-able notes. The cache key holds the model's
+    fingerprint, ``settings``, the source code of ``write`` (so editing the cell exports
+    again) and the torch version. ``name`` names the file (letters, digits, ``._+=-``).
+    """
+    if not callable(write):
+        raise TypeError(f"write must be a function that writes the file at the path it receives, got {write!r}")
+    if not suffix.startswith("."):
+        raise ValueError(f"suffix must start with a dot, e.g. '.pte', got {suffix!r}")
+    try:
+        code = inspect.getsource(write)
+    except (OSError, TypeError):  # defined where Python keeps no source: key by name only
+        code = getattr(write, "__qualname__", repr(write))
+    fingerprint = model_fingerprint(model)
+    key = {"model": fingerprint, "settings": settings or {}, "code": code}
+    path, seconds, reused, notes = _export_once(f"{name}-{fingerprint}{suffix}", key, write, reuse)
+    return CachedExport(path, seconds, reused, notes)
+
+
 def _note(text: str, reused: bool) -> str:
     status = "reused cached export" if reused else "exported now"
     return f"{text}; {status}" if text else status
 
 
-def _finish(
+def check_artifact(
     kind: str,
-    path: Path,
+    path: Path | None,
     load: Callable[[], Runner],
     inputs: torch.Tensor,
-    reference: torch.Tensor | None,
-    model: nn.Module | None,
-    reason: str,
-    export_seconds: float | None,
+    reference: torch.Tensor | None = None,
+    model: nn.Module | None = None,
+    reason: str = "",
+    export_seconds: float | None = None,
     notes: dict | None = None,
 ) -> Artifact:
-    """Load the artifact, time the load, and measure parity on ``inputs``."""
+    """Call ``load()`` (which returns a runner of the saved file), time it, and measure parity on ``inputs``.
+
+    The parity reference is ``reference`` (eager fp32 logits) or, without it, ``model``'s
+    logits. A loader that raises gives an artifact with ``available=False`` and the error
+    as its reason: the lesson shows why a path fails instead of stopping.
+    """
+    inputs = check_inputs(inputs)
     started = clock()
     try:
         runner = load()
@@ -261,7 +308,9 @@ def export_torchscript(
     key = {"model": fingerprint, "method": method}
     path, seconds, reused, _ = _export_once(file_name, key, save, reuse, path)
     load = lambda: _jit_load(path)  # noqa: E731
-    return _finish(kind, path, load, inputs, reference, model, _note("deprecated API, still works", reused), seconds)
+    return check_artifact(
+        kind, path, load, inputs, reference, model, _note("deprecated API, still works", reused), seconds
+    )
 
 
 def _jit_load(path: Path) -> Runner:
@@ -294,7 +343,9 @@ def export_scripted_int8(
     key = {"model": fingerprint, "method": "script-int8"}
     path, seconds, reused, _ = _export_once(file_name, key, save, reuse, path)
     load = lambda: _jit_load(path)  # noqa: E731
-    return _finish(kind, path, load, inputs, reference, None, _note("deprecated APIs, still work", reused), seconds)
+    return check_artifact(
+        kind, path, load, inputs, reference, None, _note("deprecated APIs, still work", reused), seconds
+    )
 
 
 def export_optimized_for_mobile(
@@ -312,7 +363,9 @@ def export_optimized_for_mobile(
 
     key = {"source": cache.sha256_file(scripted.path), "method": "optimize_for_mobile"}
     path, seconds, _, _ = _export_once(f"{scripted.path.stem}-mobile.pt", key, save, True, path)
-    return _finish(kind, path, lambda: _jit_load(path), check_inputs(inputs), reference, None, "works here", seconds)
+    return check_artifact(
+        kind, path, lambda: _jit_load(path), check_inputs(inputs), reference, None, "works here", seconds
+    )
 
 
 def export_lite_interpreter(
@@ -336,7 +389,9 @@ def export_lite_interpreter(
     def load() -> Runner:
         return _load_for_lite_interpreter(str(path))
 
-    return _finish(kind, path, load, check_inputs(inputs), reference, None, "loaded by the lite interpreter", seconds)
+    return check_artifact(
+        kind, path, load, check_inputs(inputs), reference, None, "loaded by the lite interpreter", seconds
+    )
 
 
 def _require_file(artifact: Artifact) -> None:
@@ -396,7 +451,7 @@ def delegation_table(lowered) -> list[dict]:
 
 
 @contextlib.contextmanager
-def _runtime_log_silenced() -> Iterator[None]:
+def runtime_log_silenced() -> Iterator[None]:
     """Discard what the ExecuTorch runtime logs to ``sys.stdout``/``sys.stderr`` inside the block.
 
     Its XNNPACK threadpool probes cpuinfo on the first load and logs a dozen lines about
@@ -412,10 +467,11 @@ def _runtime_log_silenced() -> Iterator[None]:
         raise
 
 
-def _executorch_runner(path: Path) -> Runner:
+def executorch_runner(path: str | Path) -> Runner:
+    """A function that runs the ``.pte`` at ``path`` with ExecuTorch's runtime (its log to stdout silenced)."""
     from executorch.runtime import Runtime
 
-    with _runtime_log_silenced():
+    with runtime_log_silenced():
         method = Runtime.get().load_program(str(path)).load_method("forward")
     return lambda x: method.execute([x.contiguous()])[0]
 
@@ -446,14 +502,15 @@ def export_executorch(
             return {"delegation": delegation_table(lowered)}
 
     path, seconds, reused, notes = _export_once(file_name, key, save, reuse, path)
-    load = lambda: _executorch_runner(path)  # noqa: E731
-    return _finish(kind, path, load, inputs, reference, model, _note("", reused), seconds, notes)
+    load = lambda: executorch_runner(path)  # noqa: E731
+    return check_artifact(kind, path, load, inputs, reference, model, _note("", reused), seconds, notes)
 
 
 # --- the 2026 way: ONNX + ONNX Runtime ----------------------------------------------
 
 
-def _onnx_runner(path: Path, threads: int | None = None) -> Runner:
+def onnx_runner(path: str | Path, threads: int | None = None) -> Runner:
+    """A function that runs the ``.onnx`` file at ``path`` with an ONNX Runtime CPU session."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -496,7 +553,7 @@ def export_onnx(
             _write_onnx(model, example, target, max_batch)
 
     path, seconds, reused, _ = _export_once(file_name, key, save, reuse, path)
-    return _finish(kind, path, lambda: _onnx_runner(path), inputs, reference, model, _note("", reused), seconds)
+    return check_artifact(kind, path, lambda: onnx_runner(path), inputs, reference, model, _note("", reused), seconds)
 
 
 def _write_onnx(model: nn.Module, example: torch.Tensor, path: Path, max_batch: int) -> None:
@@ -526,7 +583,7 @@ def onnx_reduce_range() -> bool:
 
 
 @contextlib.contextmanager
-def _without_onnx_quantization_notices() -> Iterator[None]:
+def without_onnx_quantization_notices() -> Iterator[None]:
     """Drop ONNX Runtime quantization's info/warning records (e.g. "consider pre-processing") for the block only.
 
     ORT logs them with module-level ``logging.warning`` on the root logger, so a filter on the
@@ -559,7 +616,61 @@ def _without_onnx_quantization_notices() -> Iterator[None]:
 def _quantize_onnx(source: Path, target: Path, reduce_range: bool) -> None:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with _without_onnx_quantization_notices():
+    with without_onnx_quantization_notices():
         quantize_dynamic(
             str(source), str(target), weight_type=QuantType.QInt8, per_channel=True, reduce_range=reduce_range
         )
+
+
+# --- the picture of the paths -------------------------------------------------------
+
+
+def paths_diagram():
+    """The export paths of notebook 06 as a matplotlib figure.
+
+    eager → TorchScript (→ optimize_for_mobile → lite interpreter); eager → ``torch.export``
+    → ExecuTorch with the XNNPACK delegate; ``torch.export`` → ONNX → ONNX Runtime.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    fig, ax = plt.subplots(figsize=(13, 4.6))
+    ax.set_xlim(0, 130)
+    ax.set_ylim(0, 46)
+    ax.axis("off")
+
+    def box(x: float, y: float, text: str, colour: str, width: float = 17) -> tuple[float, float, float]:
+        ax.add_patch(FancyBboxPatch((x, y), width, 7, boxstyle="round,pad=0.4", fc=colour, ec="black", lw=0.8))
+        ax.text(x + width / 2, y + 3.5, text, ha="center", va="center", fontsize=8)
+        return x, y, width
+
+    def arrow(start: tuple[float, float, float], end: tuple[float, float, float], call: str) -> None:
+        (x0, y0, w0), (x1, y1, _) = start, end
+        ax.annotate("", xy=(x1 - 0.6, y1 + 3.5), xytext=(x0 + w0 + 0.6, y0 + 3.5), arrowprops=dict(arrowstyle="-|>"))
+        ax.text((x0 + w0 + x1) / 2, max(y0, y1) + 8.2, call, ha="center", va="bottom", fontsize=7, family="monospace")
+
+    old, new, runtime = "#e9ecef", "#a8dadc", "#f4a261"
+    eager = box(1, 19, "eager PyTorch\nnn.Module", "#cdb4db", 14)
+    script = box(24, 36, "TorchScript .pt\n(deprecated)", old)
+    mobile = box(50, 36, "mobile .pt\n(needs XNNPACK build)", old)
+    lite = box(76, 36, "lite interpreter .ptl\n(PyTorch Mobile)", old)
+    exported = box(24, 19, "ExportedProgram\n(ATen graph, Dim batch)", new)
+    edge = box(50, 19, "Edge program,\nXNNPACK delegate", new)
+    pte = box(76, 19, ".pte flatbuffer", new)
+    et = box(104, 19, "ExecuTorch runtime\n(Android, iOS, MCU…)", runtime, 22)
+    onnx = box(50, 2, ".onnx file\n(+ int8 copy)", new)
+    ort = box(76, 2, "ONNX Runtime\nInferenceSession", runtime)
+    arrow(eager, script, "torch.jit.script / trace")
+    arrow(script, mobile, "optimize_for_mobile")
+    arrow(mobile, lite, "_save_for_lite_interpreter")
+    arrow(eager, exported, "torch.export.export")
+    arrow(exported, edge, "to_edge_transform_and_lower")
+    arrow(edge, pte, "to_executorch")
+    arrow(pte, et, "Runtime.get().load_program")
+    ax.annotate("", xy=(49.4, 5.5), xytext=(33, 18.4), arrowprops=dict(arrowstyle="-|>"))
+    ax.text(30, 9.5, "torch.onnx.export(dynamo=True)", fontsize=7, family="monospace", ha="center")
+    arrow(onnx, ort, "")
+    ax.text(77, 11.2, "quantize_dynamic (ORT)", fontsize=7, family="monospace")
+    ax.text(104, 40, "2023 tutorial: top row\n2026: middle and bottom rows", fontsize=8, va="center")
+    fig.tight_layout()
+    return fig

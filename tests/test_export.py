@@ -171,7 +171,7 @@ def test_executorch_fp32_runs_and_lists_delegation(all_paths, model_and_inputs, 
 
 
 def test_runtime_log_is_silenced_only_inside_the_block(capsys):
-    with export._runtime_log_silenced():
+    with export.runtime_log_silenced():
         print("cpuinfo noise on stdout")
         print("cpuinfo noise on stderr", file=sys.stderr)
     print("after")
@@ -180,7 +180,7 @@ def test_runtime_log_is_silenced_only_inside_the_block(capsys):
 
 
 def test_runtime_log_is_shown_when_the_block_raises(capsys):
-    with pytest.raises(RuntimeError, match="load failed"), export._runtime_log_silenced():
+    with pytest.raises(RuntimeError, match="load failed"), export.runtime_log_silenced():
         print("why it failed")
         raise RuntimeError("load failed")
     print("visible", file=sys.stderr)
@@ -188,32 +188,111 @@ def test_runtime_log_is_shown_when_the_block_raises(capsys):
     assert "why it failed" in err and "visible" in err
 
 
-def test_checks_for_notebook_06(tmp_path):
+def test_check_pte_accepts_a_lowered_dynamic_batch_file_and_explains_wrong_ones(model_and_inputs, tmp_path):
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
     from deitlab import checks
 
-    class Gate(nn.Module):
-        def forward(self, x):
-            return x * 2 if x.mean() > 0 else x - 100
+    model, x = model_and_inputs
 
-    gate = Gate()
-    import warnings
+    def lower(dynamic: bool, partitioner: list) -> Path:
+        shapes = ({0: torch.export.Dim("batch", min=1, max=8)},) if dynamic else None
+        program = torch.export.export(model, (x[:2],), dynamic_shapes=shapes)
+        target = tmp_path / f"m-{dynamic}-{len(partitioner)}.pte"
+        target.write_bytes(to_edge_transform_and_lower(program, partitioner=partitioner).to_executorch().buffer)
+        return target
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        traced = torch.jit.trace(gate, torch.ones(1, 3))
-    assert "06.1" in repr(checks.check_trace_pitfall(gate, traced, -torch.ones(1, 3)))
-    with pytest.raises(checks.CheckFailed, match="other"):
-        checks.check_trace_pitfall(gate, traced, torch.ones(1, 3))
-    big, small = tmp_path / "a.bin", tmp_path / "b.bin"
-    big.write_bytes(b"x" * 400)
-    small.write_bytes(b"x" * 100)
-    assert "4.0×" in repr(checks.check_size_ratio(big, small, 4.0))
-    with pytest.raises(checks.CheckFailed, match="other way round"):
-        checks.check_size_ratio(big, small, 0.25)
-    ref, cand = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[1.0, 0.0], [1.0, 0.0]])
-    assert "50.0%" in repr(checks.check_top1_agreement(ref, cand, 50.0))
+    good = lower(True, [XnnpackPartitioner()])
+    assert "06.1" in repr(checks.check_pte(good, model, x))
+    with pytest.raises(checks.CheckFailed, match="dynamic_shapes"):
+        checks.check_pte(lower(False, [XnnpackPartitioner()]), model, x)
+    with pytest.raises(checks.CheckFailed, match="XnnpackPartitioner"):
+        checks.check_pte(lower(True, []), model, x)
+    torch.manual_seed(1)
+    with pytest.raises(checks.CheckFailed, match="differ from eager"):
+        checks.check_pte(good, Micro().eval(), x)
+    with pytest.raises(checks.CheckFailed, match="no .pte file"):
+        checks.check_pte(tmp_path / "missing.pte", model, x)
+
+
+def test_check_onnx_int8_needs_an_int8_file_and_the_right_percentage(tmp_path):
+    from onnxruntime.quantization import quantize_dynamic
+
+    from deitlab import checks
+
+    fp32 = _matmul_onnx(tmp_path / "fp32.onnx")
+    int8 = tmp_path / "int8.onnx"
+    with export.without_onnx_quantization_notices():
+        quantize_dynamic(str(fp32), str(int8))
+    inputs = torch.randn(20, 32)
+    reference = export.run_chunked(export.onnx_runner(fp32), inputs)
+    candidate = export.run_chunked(export.onnx_runner(int8), inputs)
+    percent = 100 * (candidate.argmax(1) == reference.argmax(1)).float().mean().item()
+    with pytest.raises(checks.CheckFailed, match="no int8 operators"):
+        checks.check_onnx_int8(fp32, reference, inputs, percent)
+    with pytest.raises(checks.CheckFailed, match="06.2"):
+        checks.check_onnx_int8(int8, reference, inputs, percent - 10)
     with pytest.raises(checks.CheckFailed, match="percentage"):
-        checks.check_top1_agreement(ref, cand, 0.5)
+        checks.check_onnx_int8(int8, reference, inputs, percent / 100)
+
+
+def test_cached_export_runs_the_write_function_once_per_model_and_code(model_and_inputs, monkeypatch, tmp_path):
+    monkeypatch.setenv("DEITLAB_CACHE", str(tmp_path))
+    model, _ = model_and_inputs
+    calls = []
+
+    def write(path: Path) -> dict:
+        calls.append(path)
+        path.write_bytes(b"artifact")
+        return {"written": True}
+
+    first = export.cached_export("micro", model, write, ".bin")
+    again = export.cached_export("micro", model, write, ".bin")
+    assert len(calls) == 1 and not first.reused and again.reused and again.path.read_bytes() == b"artifact"
+    assert again.notes == {"written": True} and first.path.name.startswith("micro-")
+    export.cached_export("micro", model, write, ".bin", settings={"batch": 2})
+    with torch.no_grad():
+        model.head.bias.add_(1)  # other weights: exported again
+    export.cached_export("micro", model, write, ".bin")
+    assert len(calls) == 3
+    export.cached_export("micro", model, write, ".bin", reuse=False)
+    assert len(calls) == 4
+
+
+def test_cached_export_rejects_bad_arguments(model_and_inputs):
+    model, _ = model_and_inputs
+    with pytest.raises(TypeError, match="write must be a function"):
+        export.cached_export("micro", model, "not a function", ".bin")
+    with pytest.raises(ValueError, match="suffix must start with a dot"):
+        export.cached_export("micro", model, lambda path: None, "bin")
+
+
+def test_check_artifact_measures_parity_and_reports_a_loader_that_fails(model_and_inputs):
+    model, x = model_and_inputs
+    same = export.check_artifact("eager", None, lambda: model, x, model=model)
+    assert same.available and same.parity.max_abs_diff == 0 and same.load_seconds >= 0
+
+    def broken_loader():
+        raise RuntimeError("cannot read this file")
+
+    broken = export.check_artifact("broken", None, broken_loader, x, model=model)
+    assert not broken.available and "cannot read this file" in broken.reason
+    with pytest.raises(ValueError, match="either the eager model or its reference"):
+        export.check_artifact("no reference", None, lambda: model, x)
+    with pytest.raises(ValueError, match="N×C×H×W"):
+        export.check_artifact("bad inputs", None, lambda: model, torch.zeros(3, 4), model=model)
+
+
+def test_paths_diagram_names_every_call():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    figure = export.paths_diagram()
+    texts = " ".join(t.get_text() for t in figure.axes[0].texts)
+    for call in ("torch.jit.script", "optimize_for_mobile", "_save_for_lite_interpreter", "torch.export.export",
+                 "to_edge_transform_and_lower", "to_executorch", "torch.onnx.export", "InferenceSession"):  # fmt: skip
+        assert call in texts, call
 
 
 def test_exports_are_cache_entries_and_a_damaged_one_is_exported_again(
@@ -249,8 +328,8 @@ def _matmul_onnx(path: Path) -> Path:
     graph = helper.make_graph(
         [helper.make_node("MatMul", ["x", "w"], ["y"])],
         "matmul",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 32])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 32])],
         [weight],
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)

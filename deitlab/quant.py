@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from deitlab.device import cpu_only
 from deitlab.measure import file_size_mb, saved_size_mb
 
 TORCHAO_VARIANTS = ("dynamic", "weight_only")
@@ -215,6 +216,7 @@ def legacy_dynamic_int8(model: nn.Module) -> tuple[nn.Module, list[warnings.Warn
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"expected an nn.Module, got {type(model).__name__}")
+    model = cpu_only(model, "eager int8 (torch.ao)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         quantized = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=False)
@@ -257,7 +259,7 @@ def legacy_static_int8(
             f"quantized engine {backend!r} not supported here: {torch.backends.quantized.supported_engines}"
         )
     torch.backends.quantized.engine = backend
-    prepared = copy.deepcopy(model).eval()
+    prepared = copy.deepcopy(cpu_only(model, "eager int8 (torch.ao)")).eval()
     qconfig = tq.get_default_qconfig(backend)
     for name, module in prepared.named_modules():
         module.qconfig = qconfig if isinstance(module, nn.Linear) and name not in skip else None
@@ -268,7 +270,7 @@ def legacy_static_int8(
         seen = 0
         with torch.inference_mode():
             for batch in calibration:
-                prepared(batch[0] if isinstance(batch, (tuple, list)) else batch)
+                prepared((batch[0] if isinstance(batch, (tuple, list)) else batch).cpu())
                 seen += 1
         if seen == 0:
             raise ValueError("calibration gave no batches: pass a few batches of typical inputs")
@@ -321,7 +323,9 @@ def torchao_int8(
 
     config = torchao_config(variant)
     skip = _check_names(model, skip)
-    target = model if inplace else copy.deepcopy(model)
+    target = cpu_only(model, "torchao int8", inplace=inplace)
+    if target is model and not inplace:
+        target = copy.deepcopy(model)
     names = {id(module): name for name, module in target.named_modules()}
 
     def keep_fp32_filter(module: nn.Module, fqn: str) -> bool:

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from deitlab import cache
+from deitlab.device import default_device
 from deitlab.measure import clock
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -132,6 +133,7 @@ def cached_training(
     retrain: bool = False,
     *,
     recipe: dict,
+    device: torch.device | str | None = None,
 ) -> tuple[nn.Module, list[dict]]:
     """Load ``name`` from the checkpoint cache, or build, train and cache it.
 
@@ -141,8 +143,10 @@ def cached_training(
     history, which is committed together with the weights as one entry of
     :mod:`deitlab.cache`: an interrupted training or save leaves the previous entry
     whole, and parallel notebooks wait for one training instead of racing.
-    Returns the model in eval mode and its training history.
+    Returns the model in eval mode on ``device`` (default: :func:`deitlab.env.default_device`),
+    whether it was trained now or loaded, and its training history.
     """
+    device = default_device(device)
     model = build()
     trained = []
 
@@ -156,4 +160,4 @@ def cached_training(
     entry = cache.get_or_build("checkpoints", name, key, train_and_save, [WEIGHTS], rebuild=retrain)
     if not trained:
         model.load_state_dict(torch.load(entry.path(WEIGHTS), map_location="cpu", weights_only=True))
-    return model.eval(), entry.payload["history"]
+    return model.to(device).eval(), entry.payload["history"]

@@ -42,7 +42,8 @@ def check_top1_agreement(reference: torch.Tensor, candidate: torch.Tensor, answe
     """Exercise 06.3: the percentage of rows whose arg-max class is the same in both logit tensors."""
     exercise = "06.3 top-1 agreement"
     require(answer is not None, exercise, "answer with a percentage between 0 and 100")
-    expected = 100.0 * (reference.argmax(1) == candidate.argmax(1)).float().mean().item()
+    same_class = reference.argmax(1) == candidate.argmax(1).to(reference.device)  # e.g. GPU reference, CPU runtime
+    expected = 100.0 * same_class.float().mean().item()
     in_range = 0 <= float(answer) <= 100 and not float(answer) <= 1 < expected
     require(in_range, exercise, "give a percentage (0–100), not a fraction")
     require_close(float(answer), expected, exercise, atol=1e-3)

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from deitlab import cache
-from deitlab.device import default_device
+from deitlab.device import default_device, module_device
 from deitlab.measure import clock
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -34,9 +34,13 @@ def cross_entropy_loss(model: nn.Module, images: torch.Tensor, labels: torch.Ten
 
 @torch.inference_mode()
 def predict(
-    model: nn.Module, loader: DataLoader, device: torch.device | str = "cpu"
+    model: nn.Module, loader: DataLoader, device: torch.device | str | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and labels over a whole loader (model switched to eval mode)."""
+    """Logits and labels (on the CPU) over a whole loader, model switched to eval mode.
+
+    The batches go to ``device``, by default the model's own (:func:`deitlab.device.module_device`).
+    """
+    device = module_device(model) if device is None else device
     model.eval()
     logits, labels = [], []
     for images, targets in loader:
@@ -46,8 +50,8 @@ def predict(
     return torch.cat(logits), torch.cat(labels)
 
 
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str = "cpu") -> float:
-    """Top-1 accuracy in percent."""
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str | None = None) -> float:
+    """Top-1 accuracy in percent (batches on ``device``, by default the model's)."""
     logits, labels = predict(model, loader, device)
     return 100.0 * (logits.argmax(1) == labels).float().mean().item()
 

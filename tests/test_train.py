@@ -130,3 +130,21 @@ def test_cached_training_defaults_to_the_notebooks_device(tmp_path, monkeypatch)
     monkeypatch.setenv("DEITLAB_DEVICE", "meta")
     model, _ = train.cached_training("toy", lambda: torch.nn.Linear(4, 2), lambda m: [], recipe={})
     assert model.weight.device.type == "meta"
+
+
+def test_predict_sends_batches_to_the_models_device(monkeypatch):
+    seen = []
+
+    class Recorder(torch.nn.Linear):
+        def forward(self, x):
+            seen.append(x.device.type)
+            return super().forward(x)
+
+    loader = DataLoader(TensorDataset(torch.randn(4, 3), torch.zeros(4, dtype=torch.long)), batch_size=2)
+    model = Recorder(3, 2)
+    train.predict(model, loader)
+    assert seen == ["cpu", "cpu"]
+    monkeypatch.setattr(train, "module_device", lambda m: torch.device("meta"))
+    with pytest.raises((NotImplementedError, RuntimeError)):  # a CPU model asked to read meta batches
+        train.predict(model, loader)
+    assert seen[-1] == "meta"

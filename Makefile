@@ -223,24 +223,13 @@ cell-times: setup
 instructors: setup
 	$(BIN)/python -m deitlab.instructors notebooks/cell_times.csv notebooks/INSTRUCTORS.md $(NOTEBOOKS)
 
-# Before a session, on the instructor's machine: run every notebook once so that the cache the
-# learners' `make lab` uses (DEITLAB_CACHE, default ~/.cache/deitlab) holds every trained model,
-# export and probe; verify it; print what to copy to the learners' machines.
+# Before a session, on the instructor's machine (online): `deitlab fetch --warm` puts the notebooks'
+# pretrained weights into WEIGHTS, runs every notebook once with them so that the cache the learners'
+# `make lab` uses (DEITLAB_CACHE, default ~/.cache/deitlab) holds every trained model, export and
+# probe, verifies it (`deitlab cache verify`) and prints what to copy to the learners' machines.
+WEIGHTS ?= build/weights
 classroom: setup
-	@mkdir -p build/classroom
-	@for nb in $(NOTEBOOKS); do \
-		start=$$(date +%s); \
-		$(BIN)/jupyter nbconvert --to notebook --execute --output-dir build/classroom "$$nb" --log-level WARN || exit 1; \
-		echo "$$nb: $$(( $$(date +%s) - start )) s"; \
-	done
-	$(BIN)/deitlab cache verify
-	@$(BIN)/python -c "from deitlab.env import cache_dir; import os; d = cache_dir(); \
-	size = sum(f.stat().st_size for f in d.rglob('*') if f.is_file()) / 1e6; \
-	hf = os.path.expanduser(os.environ.get('HF_HOME', '~/.cache/huggingface')); \
-	print(f'\nCopy to every learner machine (same path, or set DEITLAB_CACHE to where you put it):'); \
-	print(f'  {d}  ({size:.0f} MB: trained models, exports, probes)'); \
-	print(f'  {hf}  (pretrained weights, if this machine was online)' if os.path.isdir(hf) else ''); \
-	print('  e.g. rsync -a ' + str(d) + '/ learner-laptop:' + str(d) + '/  — then `make lab` there')"
+	$(BIN)/deitlab fetch --to $(WEIGHTS) --warm --notebooks $(NOTEBOOKS)
 
 # ---------------------------------------------------------------- translations (issue 20)
 # Markdown of every notebook → notebooks/locales/<stem>.pot → <locale>/<stem>.po (changed English

@@ -215,6 +215,16 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
 
     from deitlab.fetch import NOTEBOOK_WEIGHTS, FetchError, fetch_one, instructions
     from deitlab.models import WEIGHTS_DIR_ENV, UnknownModelError
+    from deitlab.warm import WarmError, default_notebooks, notebook_paths
+
+    if args.notebooks and not args.warm:
+        print("deitlab fetch: --notebooks only applies with --warm", file=sys.stderr)
+        return 2
+    try:
+        notebooks = notebook_paths(args.notebooks or [default_notebooks()]) if args.warm else []
+    except WarmError as exc:
+        print(f"deitlab fetch --warm: {exc}", file=sys.stderr)
+        return 2
 
     folder = args.to or os.environ.get(WEIGHTS_DIR_ENV)
     if not folder:
@@ -243,6 +253,25 @@ def _cmd_fetch(args: argparse.Namespace) -> int:
         print(f"deitlab fetch: {failed} of {len(names)} models missing in {folder}", file=sys.stderr)
         return 1
     print(instructions(folder))
+    return _warm_caches(notebooks, folder) if args.warm else 0
+
+
+def _warm_caches(notebooks: list[Path], weights: Path) -> int:
+    """``fetch --warm``: run the notebooks with the fetched weights, verify the cache, say what to copy."""
+    from deitlab.env import cache_dir
+    from deitlab.models import WEIGHTS_DIR_ENV
+    from deitlab.warm import WarmError, cache_instructions, warm
+
+    try:
+        print(f"\nwarming the cache {cache_dir()}: running {len(notebooks)} notebooks once (minutes to an hour)")
+        with tempfile.TemporaryDirectory(prefix="deitlab-warm-") as scratch:
+            warm(notebooks, Path(scratch), {WEIGHTS_DIR_ENV: str(weights)})
+    except WarmError as exc:
+        print(f"deitlab fetch --warm: {exc}", file=sys.stderr)
+        return 1
+    if _cmd_cache(argparse.Namespace(action="verify")) != 0:
+        return 1
+    print(cache_instructions(cache_dir()))
     return 0
 
 
@@ -283,6 +312,19 @@ def build_parser() -> argparse.ArgumentParser:
     fetch = commands.add_parser("fetch", help="download and verify the notebooks' pretrained weights into a folder")
     fetch.add_argument("--to", default=None, help="the folder (default: $DEITLAB_WEIGHTS_DIR)")
     fetch.add_argument("--models", default=None, help="comma-separated model names (default: every notebook's)")
+    fetch.add_argument(
+        "--warm",
+        action="store_true",
+        help="then run the notebooks once with these weights, so the cache ($DEITLAB_CACHE) holds every "
+        "training, export and probe, and verify it",
+    )
+    fetch.add_argument(
+        "--notebooks",
+        nargs="+",
+        default=None,
+        metavar="PATH",
+        help="with --warm: notebooks or folders of NN_*.ipynb to run (default: the kit's notebooks/)",
+    )
     fetch.set_defaults(handler=_cmd_fetch)
     return parser
 

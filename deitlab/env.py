@@ -14,6 +14,8 @@ from pathlib import Path
 
 import torch
 
+from deitlab.device import default_device as default_device  # the notebooks import it from here
+from deitlab.device import describe, mps_available
 from deitlab.i18n.runtime import t
 
 #: Packages whose versions the report lists (optional ones only when installed).
@@ -149,16 +151,9 @@ def gpu_name() -> str | None:
     """Name of the first CUDA/MPS device, or None on a CPU-only machine."""
     if torch.cuda.is_available():
         return torch.cuda.get_device_name(0)
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+    if mps_available():
         return "Apple MPS"
     return None
-
-
-def default_device() -> torch.device:
-    """The device notebooks use: a GPU when present, else the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 def cache_dir() -> Path:
@@ -266,9 +261,14 @@ def report() -> EnvReport:
 
 
 def status_line() -> str:
-    """One line for the top of every notebook: versions, device, threads, network."""
+    """One line for the top of every notebook: versions, where the work runs, threads, network.
+
+    The device is :func:`default_device`'s (what the notebooks train and infer on);
+    on a GPU the line adds that int8 kernels and exports still run on the CPU.
+    """
     versions = package_versions(("torch", "timm", "transformers"))
-    device = gpu_name() or f"CPU ({cpu_model()})"
+    where = default_device()
+    device = f"CPU ({cpu_model()})" if where.type == "cpu" else f"{describe(where)}; int8 and exports on the CPU"
     network = network_status()
     packages = " · ".join(f"{k} {v}" for k, v in versions.items())
     return f"deitlab · {packages} · {device} · {torch.get_num_threads()} {t('threads')} · {network}"

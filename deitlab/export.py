@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from deitlab import cache
+from deitlab.device import cpu_only
 from deitlab.env import cache_dir
 from deitlab.measure import clock, file_size_mb, model_fingerprint
 from deitlab.quant import legacy_dynamic_int8
@@ -63,7 +64,7 @@ def parity(reference: torch.Tensor, candidate: torch.Tensor) -> Parity:
             f"parity needs two N×C logit tensors of the same shape, got {tuple(reference.shape)} "
             f"and {tuple(candidate.shape)}"
         )
-    reference, candidate = reference.float(), candidate.float()
+    reference, candidate = reference.float().cpu(), candidate.float().cpu()  # e.g. a GPU reference
     agreement = (reference.argmax(1) == candidate.argmax(1)).float().mean().item()
     return Parity((reference - candidate).abs().max().item(), agreement, reference.shape[0])
 
@@ -273,9 +274,9 @@ def unavailable(kind: str, capability: str) -> Artifact | None:
 
 
 def _prepare(model: nn.Module, inputs: torch.Tensor, suffix: str, kind: str):
-    """(eval model, checked inputs, artifact file name, model fingerprint)."""
+    """(eval model on the CPU, checked inputs, artifact file name, model fingerprint)."""
     inputs = check_inputs(inputs)
-    model = model.eval()
+    model = cpu_only(model, f"the {kind} export").eval()
     fingerprint = model_fingerprint(model)
     return model, inputs, f"{kind}-{fingerprint}{suffix}", fingerprint
 

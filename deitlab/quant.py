@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from deitlab.device import cpu_only
 from deitlab.measure import file_size_mb, saved_size_mb, state_dict_size_mb
 
 TORCHAO_VARIANTS = ("dynamic", "weight_only")
@@ -285,6 +286,7 @@ def legacy_dynamic_int8(model: nn.Module) -> tuple[nn.Module, list[warnings.Warn
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"expected an nn.Module, got {type(model).__name__}")
+    model = cpu_only(model, "eager int8 (torch.ao)")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         quantized = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=False)
@@ -350,7 +352,9 @@ def torchao_int8(
 
     config = torchao_config(variant)
     skip = _check_names(model, skip)
-    target = model if inplace else copy.deepcopy(model)
+    target = cpu_only(model, "torchao int8", inplace=inplace)
+    if target is model and not inplace:
+        target = copy.deepcopy(model)
     names = {id(module): name for name, module in target.named_modules()}
 
     def keep_fp32_filter(module: nn.Module, fqn: str) -> bool:

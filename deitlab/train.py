@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from deitlab import cache
+from deitlab.device import default_device, module_device
 from deitlab.measure import clock
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -33,9 +34,13 @@ def cross_entropy_loss(model: nn.Module, images: torch.Tensor, labels: torch.Ten
 
 @torch.inference_mode()
 def predict(
-    model: nn.Module, loader: DataLoader, device: torch.device | str = "cpu"
+    model: nn.Module, loader: DataLoader, device: torch.device | str | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and labels over a whole loader (model switched to eval mode)."""
+    """Logits and labels (on the CPU) over a whole loader, model switched to eval mode.
+
+    The batches go to ``device``, by default the model's own (:func:`deitlab.device.module_device`).
+    """
+    device = module_device(model) if device is None else device
     model.eval()
     logits, labels = [], []
     for images, targets in loader:
@@ -45,8 +50,8 @@ def predict(
     return torch.cat(logits), torch.cat(labels)
 
 
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str = "cpu") -> float:
-    """Top-1 accuracy in percent."""
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device | str | None = None) -> float:
+    """Top-1 accuracy in percent (batches on ``device``, by default the model's)."""
     logits, labels = predict(model, loader, device)
     return 100.0 * (logits.argmax(1) == labels).float().mean().item()
 
@@ -132,6 +137,7 @@ def cached_training(
     retrain: bool = False,
     *,
     recipe: dict,
+    device: torch.device | str | None = None,
 ) -> tuple[nn.Module, list[dict]]:
     """Load ``name`` from the checkpoint cache, or build, train and cache it.
 
@@ -141,8 +147,10 @@ def cached_training(
     history, which is committed together with the weights as one entry of
     :mod:`deitlab.cache`: an interrupted training or save leaves the previous entry
     whole, and parallel notebooks wait for one training instead of racing.
-    Returns the model in eval mode and its training history.
+    Returns the model in eval mode on ``device`` (default: :func:`deitlab.env.default_device`),
+    whether it was trained now or loaded, and its training history.
     """
+    device = default_device(device)
     model = build()
     trained = []
 
@@ -156,4 +164,4 @@ def cached_training(
     entry = cache.get_or_build("checkpoints", name, key, train_and_save, [WEIGHTS], rebuild=retrain)
     if not trained:
         model.load_state_dict(torch.load(entry.path(WEIGHTS), map_location="cpu", weights_only=True))
-    return model.eval(), entry.payload["history"]
+    return model.to(device).eval(), entry.payload["history"]

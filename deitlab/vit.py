@@ -89,7 +89,7 @@ class ViTWeights:
 
 
 def _linear(module: nn.Linear) -> tuple[torch.Tensor, torch.Tensor]:
-    bias = module.bias if module.bias is not None else torch.zeros(module.out_features)
+    bias = module.bias if module.bias is not None else torch.zeros(module.out_features, device=module.weight.device)
     return module.weight.detach(), bias.detach()
 
 
@@ -223,7 +223,7 @@ def locality_score(similarity: torch.Tensor, far: int = 4) -> float:
     if similarity.ndim != 4 or similarity.shape[0] != similarity.shape[2]:
         raise ValueError(f"expected a g×g×g×g similarity tensor, got shape {tuple(similarity.shape)}")
     side = similarity.shape[0]
-    rows = torch.arange(side)
+    rows = torch.arange(side, device=similarity.device)
     di = (rows.view(side, 1, 1, 1) - rows.view(1, 1, side, 1)).abs()
     dj = (rows.view(1, side, 1, 1) - rows.view(1, 1, 1, side)).abs()
     distance = (di + dj).expand_as(similarity)

@@ -227,3 +227,14 @@ def test_default_device_is_cpu_without_gpu():
         pytest.skip("GPU present")
     assert env.default_device().type == "cpu"
     assert env.gpu_name() is None
+
+
+def test_status_line_names_the_device_the_notebooks_use(monkeypatch):
+    from deitlab import device
+
+    monkeypatch.setattr(device, "mps_available", lambda: True)  # a Mac...
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv(device.DEVICE_ENV, "cpu")  # ...told to stay on the CPU
+    assert f"CPU ({env.cpu_model()})" in env.status_line() and "MPS" not in env.status_line()
+    monkeypatch.delenv(device.DEVICE_ENV)
+    assert "Apple MPS GPU; int8 and exports on the CPU" in env.status_line()

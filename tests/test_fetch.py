@@ -1,5 +1,6 @@
 """``deitlab fetch`` against a Hugging Face cache the test writes: nothing contacts the internet."""
 
+import os
 from pathlib import Path
 
 import huggingface_hub.constants
@@ -106,3 +107,91 @@ def test_weights_path_uses_the_layout_load_model_finds(tmp_path):
 def test_instructions_name_the_variable_and_the_folder(tmp_path):
     text = instructions(tmp_path / "deitlab-weights")
     assert "export DEITLAB_WEIGHTS_DIR=" in text and "deitlab-weights" in text
+
+
+def _tiny_notebook(path: Path, source: str) -> Path:
+    import nbformat
+
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)]), path)
+    return path
+
+
+#: Caches one entry built from what the kernel sees: the weights folder fetch gives it.
+WARMING_CELL = """
+import os
+import os
+from pathlib import Path
+from deitlab import cache
+weights = os.environ["DEITLAB_WEIGHTS_DIR"]
+cache.get_or_build("artifacts", "warm-test", {"weights": weights},
+                   lambda staging: (staging / "seen.txt").write_text(weights) and None, ["seen.txt"])
+"""
+
+
+def test_fetch_warm_runs_the_notebooks_with_the_weights_and_verifies_the_cache(
+    fake_hub_cache, hf_cache, tmp_path, monkeypatch, capsys
+):
+    from deitlab import cache
+
+    monkeypatch.setenv("DEITLAB_CACHE", str(tmp_path / "classroom-cache"))
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    _tiny_notebook(notebooks / "00_tiny.ipynb", WARMING_CELL)
+    _tiny_notebook(notebooks / "README-not-numbered.ipynb", "raise SystemExit('must not run')")
+    hf_cache(fake_hub_cache)
+    folder = tmp_path / "weights"
+    assert main(["fetch", "--to", str(folder), "--models", DEIT, "--warm", "--notebooks", str(notebooks)]) == 0
+    out = capsys.readouterr().out
+    assert "✓ ran 00_tiny.ipynb" in out and "1 of 1 entries verified" in out
+    assert f"Copy the cache {tmp_path / 'classroom-cache'}" in out and "DEITLAB_CACHE" in out
+    [entry] = cache.list_entries()
+    assert entry.path("seen.txt").read_text() == str(folder)  # the notebook ran with the fetched weights
+    assert not list(notebooks.glob("*.nbconvert.ipynb")) and len(list(notebooks.iterdir())) == 2  # untouched
+
+
+def test_fetch_warm_stops_at_a_failing_notebook_in_one_line(fake_hub_cache, hf_cache, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DEITLAB_CACHE", str(tmp_path / "cache"))
+    broken = _tiny_notebook(tmp_path / "03_broken.ipynb", "1 / 0")
+    hf_cache(fake_hub_cache)
+    assert main(["fetch", "--to", str(tmp_path / "w"), "--models", DEIT, "--warm", "--notebooks", str(broken)]) == 1
+    err = capsys.readouterr().err
+    assert f"deitlab fetch --warm: {broken}: a cell failed: ZeroDivisionError" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--notebooks", "{tmp}"], "--notebooks only applies with --warm"),
+        (["--warm", "--notebooks", "{tmp}/missing.ipynb"], "missing.ipynb: neither a notebook nor a folder"),
+        (["--warm", "--notebooks", "{tmp}"], "no numbered notebooks (NN_*.ipynb)"),
+    ],
+)
+def test_bad_warm_arguments_are_refused_before_any_download(hf_cache, tmp_path, capsys, args, message):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    assert main(["fetch", "--to", str(tmp_path / "w"), "--models", DEIT, *args]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "w").exists()
+
+
+def test_warm_sets_the_environment_only_while_it_runs(tmp_path, monkeypatch):
+    from deitlab.warm import warm
+
+    monkeypatch.delenv("DEITLAB_WARM_PROBE", raising=False)
+    seen = []
+    runs = warm(
+        [Path("01_a.ipynb"), Path("02_b.ipynb")],
+        tmp_path / "scratch",
+        {"DEITLAB_WARM_PROBE": "on"},
+        run=lambda notebook, output: seen.append((notebook.name, output.parent.name, os.environ["DEITLAB_WARM_PROBE"])),
+        report=lambda line: None,
+    )
+    assert seen == [("01_a.ipynb", "scratch", "on"), ("02_b.ipynb", "scratch", "on")]
+    assert [run.notebook.name for run in runs] == ["01_a.ipynb", "02_b.ipynb"]
+    assert "DEITLAB_WARM_PROBE" not in os.environ
+
+
+def test_default_notebooks_are_the_kits():
+    from deitlab.warm import default_notebooks, notebook_paths
+
+    names = [p.name for p in notebook_paths([default_notebooks()])]
+    assert names[0].startswith("00_") and names == sorted(names) and len(names) >= 8

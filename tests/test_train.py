@@ -105,3 +105,46 @@ def test_cached_training_key_follows_recipe_and_architecture(tmp_path, monkeypat
         train.cached_training("toy", linear, fake_train, recipe="lr=1e-3")
     with pytest.raises(ValueError, match="plain JSON"):
         train.cached_training("toy", linear, fake_train, recipe={"loss": fake_train})
+
+
+def test_cached_training_returns_the_model_on_the_same_device_trained_or_loaded(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEITLAB_CACHE", str(tmp_path))
+    places = []
+
+    def train_on_cpu(model):
+        places.append(next(model.parameters()).device.type)
+        return [{"epoch": 1}]
+
+    build = lambda: torch.nn.Linear(4, 2)  # noqa: E731
+    fresh, _ = train.cached_training("toy", build, train_on_cpu, recipe={}, device="meta")
+    cached, _ = train.cached_training("toy", build, train_on_cpu, recipe={}, device="meta")
+    assert places == ["cpu"]  # trained once, where build() put it
+    assert fresh.weight.device.type == cached.weight.device.type == "meta"
+    assert not cached.training
+    with pytest.raises(ValueError, match="device argument: 'mps'"):
+        train.cached_training("toy", build, train_on_cpu, recipe={}, device="mps")
+
+
+def test_cached_training_defaults_to_the_notebooks_device(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEITLAB_CACHE", str(tmp_path))
+    monkeypatch.setenv("DEITLAB_DEVICE", "meta")
+    model, _ = train.cached_training("toy", lambda: torch.nn.Linear(4, 2), lambda m: [], recipe={})
+    assert model.weight.device.type == "meta"
+
+
+def test_predict_sends_batches_to_the_models_device(monkeypatch):
+    seen = []
+
+    class Recorder(torch.nn.Linear):
+        def forward(self, x):
+            seen.append(x.device.type)
+            return super().forward(x)
+
+    loader = DataLoader(TensorDataset(torch.randn(4, 3), torch.zeros(4, dtype=torch.long)), batch_size=2)
+    model = Recorder(3, 2)
+    train.predict(model, loader)
+    assert seen == ["cpu", "cpu"]
+    monkeypatch.setattr(train, "module_device", lambda m: torch.device("meta"))
+    with pytest.raises((NotImplementedError, RuntimeError)):  # a CPU model asked to read meta batches
+        train.predict(model, loader)
+    assert seen[-1] == "meta"

@@ -38,9 +38,16 @@ def require(condition: bool, exercise: str, hint: str) -> None:
 def require_close(
     actual: torch.Tensor | float, expected: torch.Tensor | float, exercise: str, atol: float = 1e-5, rtol: float = 1e-4
 ) -> None:
-    """Raise :class:`CheckFailed` unless ``actual`` matches ``expected`` (shape and values)."""
-    actual_t = torch.as_tensor(actual, dtype=torch.float64)
-    expected_t = torch.as_tensor(expected, dtype=torch.float64)
+    """Raise :class:`CheckFailed` unless ``actual`` matches ``expected`` (shape and values).
+
+    ``actual`` moves to the device of ``expected`` first, so an answer computed on the
+    CPU compares with a reference computed on a GPU (and the other way round).
+    """
+    expected_t = torch.as_tensor(expected).detach()
+    # float64 for the comparison, except on Apple MPS, which has no float64
+    dtype = torch.float32 if expected_t.device.type == "mps" else torch.float64
+    expected_t = expected_t.to(dtype)
+    actual_t = torch.as_tensor(actual).detach().to(expected_t.device, dtype)
     require(
         actual_t.shape == expected_t.shape,
         exercise,

@@ -104,8 +104,8 @@ def test_int8_helpers_work_on_a_cpu_copy_of_a_gpu_model(on_fake_gpu, capsys):
     quantized, _ = quant.legacy_dynamic_int8(model)
     assert "eager int8 (torch.ao) runs on the CPU only" in capsys.readouterr().out
     assert type(model[0]) is nn.Linear and type(quantized[0]) is not nn.Linear  # the original is untouched
-    static = quant.legacy_static_int8(model, [torch.randn(4, 8)])
-    assert "runs on the CPU only" in capsys.readouterr().out and type(static[0]) is not nn.Linear
+    torchao = quant.torchao_int8(model)
+    assert "torchao int8 runs on the CPU only" in capsys.readouterr().out and torchao is not model
 
 
 def test_exports_say_they_use_a_cpu_copy(on_fake_gpu, capsys, tmp_path, monkeypatch):

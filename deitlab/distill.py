@@ -1,5 +1,6 @@
 """Knowledge distillation as in DeiT: soft and hard-label losses, the distillation token,
-and the plumbing of the notebook-03 ablation (train, cache, tabulate).
+the one-batch step of ``deitlab.train_distill``, and the kit's cached tiny DeiT student
+(conv stem) of notebooks 04–07. Notebook 03's pure-ViT experiment is :mod:`deitlab.vit_distill`.
 
 A student either returns plain logits, or — a timm ``VisionTransformerDistilled`` with
 ``set_distilled_training(True)`` in train mode — a ``(class_logits, distillation_logits)``
@@ -8,22 +9,17 @@ pair. In eval mode that model returns the average of its two heads' logits.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
-import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
 from deitlab.data import mnist_loaders
 from deitlab.measure import model_fingerprint
 from deitlab.models import tiny_deit
-from deitlab.parallel import default_workers, run_in_processes, spawn_blocker
-from deitlab.train import cached_training, fit, is_cached, seed_everything
+from deitlab.train import cached_training, fit, seed_everything
 
 MODES = ("none", "soft", "hard")
 
@@ -37,9 +33,6 @@ PAPER_TABLE3: dict[str, dict[str, float]] = {
     "token: distillation head only": {"DeiT-Ti": 74.6, "DeiT-B": 83.1},
     "token: class + distillation": {"DeiT-Ti": 74.5, "DeiT-B": 83.4},
 }
-
-#: DeiT paper, section 4: average cosine similarity of the class and distillation tokens.
-PAPER_TOKEN_COSINE = {"input": 0.06, "last layer": 0.93}
 
 
 def _check_logits(name: str, logits: torch.Tensor, labels: torch.Tensor | None = None) -> None:
@@ -254,81 +247,7 @@ def has_distillation_token(model: nn.Module) -> bool:
     return getattr(model, "dist_token", None) is not None and hasattr(model, "head_dist")
 
 
-@torch.inference_mode()
-def head_logits(model: nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Logits of each head of a student in eval mode.
-
-    A plain student gives ``{"class": logits}``. A DeiT⚗ student gives ``"class"``,
-    ``"distillation"`` and ``"class + distillation"`` — the last is the log of the mean of
-    the two softmaxes, the fusion the DeiT paper describes (timm's eval forward averages
-    the logits instead, which almost always picks the same class).
-    """
-    if images.ndim != 4:
-        raise ValueError(f"expected N×C×H×W images, got shape {tuple(images.shape)}")
-    model.eval()
-    if not has_distillation_token(model):
-        return {"class": model(images)}
-    tokens = model.forward_features(images)
-    class_logits, dist_logits = model.head(tokens[:, 0]), model.head_dist(tokens[:, 1])
-    fused = ((class_logits.softmax(1) + dist_logits.softmax(1)) / 2).log()
-    return {"class": class_logits, "distillation": dist_logits, "class + distillation": fused}
-
-
-def head_accuracies(model: nn.Module, loader: DataLoader) -> dict[str, float]:
-    """Top-1 accuracy (%) of each head returned by :func:`head_logits` over a loader."""
-    correct: dict[str, int] = {}
-    seen = 0
-    for images, labels in loader:
-        for name, logits in head_logits(model, images).items():
-            correct[name] = correct.get(name, 0) + int((logits.argmax(1) == labels).sum())
-        seen += len(labels)
-    return {name: 100.0 * hits / seen for name, hits in correct.items()}
-
-
-@torch.inference_mode()
-def agreement(student: nn.Module, teacher: nn.Module, loader: DataLoader) -> float:
-    """Percentage of images on which student and teacher predict the same class."""
-    student.eval(), teacher.eval()
-    same = seen = 0
-    for images, _ in loader:
-        student_out = student(images)
-        student_out = student_out[0] if isinstance(student_out, tuple) else student_out
-        same += int((student_out.argmax(1) == teacher(images).argmax(1)).sum())
-        seen += len(images)
-    return 100.0 * same / seen
-
-
-@torch.inference_mode()
-def token_cosine_by_layer(model: nn.Module, images: torch.Tensor) -> list[float]:
-    """Mean cosine similarity of the class and distillation tokens, layer by layer.
-
-    Entry 0 is the input of the first block (learned tokens + position embeddings);
-    entry ``i`` is the output of block ``i``. The DeiT paper reports 0.06 → 0.93.
-    """
-    if not has_distillation_token(model):
-        raise ValueError("the model has no distillation token (build it with tiny_deit(distilled=True))")
-    if images.ndim != 4:
-        raise ValueError(f"expected N×C×H×W images, got shape {tuple(images.shape)}")
-    captured: list[torch.Tensor] = []
-    hooks = [model.blocks[0].register_forward_pre_hook(lambda _m, args: captured.append(args[0]))]
-    hooks += [block.register_forward_hook(lambda _m, _a, out: captured.append(out)) for block in model.blocks]
-    try:
-        model.eval()
-        model.forward_features(images)
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return [F.cosine_similarity(x[:, 0], x[:, 1], dim=-1).mean().item() for x in captured]
-
-
-def softened(logits: torch.Tensor, tau: float) -> torch.Tensor:
-    """``softmax(logits / τ)``: the teacher's distribution at temperature ``τ``."""
-    if tau <= 0:
-        raise ValueError(f"tau (temperature) must be positive, got {tau}")
-    return (logits / tau).softmax(dim=-1)
-
-
-# --- the ablation of notebook 03 -------------------------------------------------------
+# --- the kit's tiny DeiT (conv stem), distilled from the small CNN -----------------------
 
 
 @dataclass(frozen=True)
@@ -432,117 +351,3 @@ def train_student(
                 model.set_distilled_training(False)
 
     return cached_training(_student_name(method), _build_student(method, seed), train, retrain, recipe=cache_recipe)
-
-
-def _train_student_in_worker(
-    method: Method,
-    teacher: nn.Module | None,
-    seed: int,
-    recipe: Recipe,
-    retrain: bool,
-    report: Callable[[], None],
-) -> None:
-    """Job of :func:`run_ablation`'s worker processes: train one student into the cache."""
-    train_student(method, teacher, seed, recipe, retrain, on_epoch_end=lambda *_: report(), progress_bar=False)
-
-
-@dataclass
-class AblationRun:
-    """One trained student of the ablation."""
-
-    method: Method
-    seed: int
-    model: nn.Module
-    history: list[dict]
-
-
-def run_ablation(
-    teacher: nn.Module,
-    seeds: Sequence[int] = (0, 1, 2),
-    methods: Sequence[Method] = METHODS,
-    recipe: Recipe = RECIPE,
-    retrain: bool = False,
-    workers: int | None = None,
-) -> list[AblationRun]:
-    """Train (or load) every method × seed.
-
-    Students missing from the cache train ``workers`` at a time in worker processes with
-    one thread each (default :func:`deitlab.parallel.default_workers`: one per PyTorch
-    thread); a bar counts their epochs. ``workers=1``, a single student to train, or a
-    teacher that worker processes cannot rebuild train here, in turn.
-    """
-    if not seeds:
-        raise ValueError("run_ablation needs at least one seed")
-    jobs = [(method, seed) for method in methods for seed in seeds]
-    to_train = [
-        (method, seed)
-        for method, seed in jobs
-        if retrain
-        or not is_cached(
-            _student_name(method), _build_student(method, seed), student_recipe(method, teacher, seed, recipe)
-        )
-    ]
-    workers = default_workers(len(to_train)) if workers is None else workers
-    if workers > 1 and len(to_train) > 1:
-        blocker = spawn_blocker(teacher)
-        if blocker is None:
-            run_in_processes(
-                _train_student_in_worker,
-                [(method, teacher, seed, recipe, retrain) for method, seed in to_train],
-                workers,
-                steps_per_job=recipe.epochs,
-                desc=f"epochs of {len(to_train)} students, {workers} at a time",
-            )
-            retrain = False  # they are in the cache now
-        else:
-            print(f"training the students one after another in this process: the teacher {blocker}")
-    runs = []
-    for method, seed in tqdm(jobs, desc="ablation runs"):
-        model, history = train_student(method, teacher, seed, recipe, retrain)
-        runs.append(AblationRun(method, seed, model, history))
-    return runs
-
-
-def _row_names(method: Method) -> dict[str, str]:
-    """Head name → table row name for a method."""
-    if method.token:
-        return {
-            "class": "token: class head only",
-            "distillation": "token: distillation head only",
-            "class + distillation": "token: class + distillation",
-        }
-    return {"class": method.name}
-
-
-def ablation_accuracies(runs: Sequence[AblationRun], loader: DataLoader) -> pd.DataFrame:
-    """Long table: one row per (method row, seed) with the test accuracy of that head."""
-    records = []
-    for run in runs:
-        accuracies = head_accuracies(run.model, loader)
-        for head, row in _row_names(run.method).items():
-            records.append({"method": row, "seed": run.seed, "accuracy": accuracies[head]})
-    return pd.DataFrame(records)
-
-
-def ablation_table(accuracies: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± std over seeds per method, beside the DeiT paper's Table 3."""
-    if accuracies.empty:
-        raise ValueError("no accuracies to tabulate")
-    order = list(dict.fromkeys(accuracies["method"]))
-    grouped = accuracies.groupby("method", sort=False)["accuracy"]
-    table = pd.DataFrame(
-        {
-            "ours: mean (%)": grouped.mean(),
-            "ours: std": grouped.std(ddof=1).fillna(0.0),
-            "seeds": grouped.count(),
-            "per seed": grouped.apply(lambda values: " / ".join(f"{v:.1f}" for v in values)),
-            "paper DeiT-Ti (%)": [PAPER_TABLE3.get(m, {}).get("DeiT-Ti", np.nan) for m in grouped.groups],
-            "paper DeiT-B (%)": [PAPER_TABLE3.get(m, {}).get("DeiT-B", np.nan) for m in grouped.groups],
-        }
-    )
-    return table.loc[order]
-
-
-def learning_curves(runs: Sequence[AblationRun]) -> pd.DataFrame:
-    """Long table of the per-epoch history of every run (method, seed, epoch, metrics)."""
-    return pd.DataFrame([{"method": run.method.name, "seed": run.seed, **row} for run in runs for row in run.history])

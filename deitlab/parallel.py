@@ -2,9 +2,8 @@
 
 Small models use threads poorly: their matrix products are too small to split well, so two
 one-thread processes training two models side by side finish sooner than one two-thread
-process training them in turn (notebook 03's tiny DeiT on a 2-core CPU: an epoch takes ~4.3
-s with two threads, ~5 s with one thread while a second training runs beside it, so the pair
-of workers covers an epoch every 2.5–3 s). Workers are *spawned* (not forked), which is safe
+process training them in turn (notebook 03 trains its 20 small models this way).
+Workers are *spawned* (not forked), which is safe
 from a Jupyter kernel and from OpenMP; a script that calls :func:`run_in_processes`
 therefore needs the usual ``if __name__ == "__main__":`` guard.
 """
@@ -14,37 +13,12 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.queues
 import multiprocessing.synchronize
-import os
-import pickle
 import queue
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 
 import torch
 from tqdm.auto import tqdm
-
-
-def default_workers(jobs: int) -> int:
-    """How many jobs to run at once: one per PyTorch thread (so ``OMP_NUM_THREADS=1`` keeps
-    everything in one process), one per CPU at most, and never more than there are jobs."""
-    return max(1, min(jobs, torch.get_num_threads(), os.cpu_count() or 1))
-
-
-def spawn_blocker(obj: object) -> str | None:
-    """Why ``obj`` cannot be sent to a spawned worker, or ``None`` when it can.
-
-    A spawned process starts from a fresh interpreter: it can rebuild objects whose classes
-    live in importable modules, not classes defined in a notebook (``__main__``).
-    """
-    modules = obj.modules() if isinstance(obj, torch.nn.Module) else [obj]
-    local = sorted({type(m).__name__ for m in modules if type(m).__module__ == "__main__"})
-    if local:
-        return f"{', '.join(local)} is defined in this notebook, so worker processes cannot import it"
-    try:
-        pickle.dumps(obj)
-    except Exception as error:  # pickle raises several types (PicklingError, TypeError, AttributeError)
-        return f"it cannot be pickled ({type(error).__name__}: {error})"
-    return None
 
 
 class JobStopped(RuntimeError):

@@ -131,7 +131,13 @@ def vit_pipeline_diagram(
     for i in range(tokens_shown):
         x = first_x + (len(specials) + i) * step
         _arrow(ax, (x + 2.5, 7.5), (x + 2.5, token_y - 0.2))
-    ax.text(dots_x + 6, 11.5, "linear projection\n(the 16×16 conv, stride 16)", fontsize=8, va="center")
+    ax.text(
+        dots_x + 6,
+        11.5,
+        f"linear projection\n(the {patch_size}×{patch_size} conv, stride {patch_size})",
+        fontsize=8,
+        va="center",
+    )
     colours = {"[CLS]": "#f4a261", "[DIST]": "#8ac926"}
     first_patch = row * side  # numbering patches from 1, row by row
     labels = specials + [str(first_patch + i + 1) for i in range(tokens_shown)] + ["…", str(patches)]
@@ -185,4 +191,31 @@ def vit_pipeline_diagram(
         va="center",
     )
     fig.tight_layout()
+    return fig
+
+
+def deit_distillation_diagram(
+    image: Image.Image | np.ndarray | None = None, image_size: int = 28, patch_size: int = 7
+) -> plt.Figure:
+    """DeiT's distillation token beside the class token, with where each head's training target comes from.
+
+    :func:`vit_pipeline_diagram` with ``distillation_token=True``, plus the frozen CNN teacher
+    whose top class on the same (augmented) image is the distillation head's label, and the
+    hard-label loss of the two heads.
+    """
+    fig = vit_pipeline_diagram(image, image_size, patch_size, tokens_shown=4, distillation_token=True)
+    ax = fig.axes[0]
+    ax.set_ylim(0, 76)
+    _box(ax, 92, 62, 34, 8, "CNN teacher (frozen, no gradients)\nreads the same augmented image", "#ffd6a5", 8)
+    _arrow(ax, (92, 64), (57, 64.5))
+    ax.text(74, 66, "argmax → teacher's label $y_t$", fontsize=8, ha="center", va="bottom")
+    ax.text(37, 70.5, "true label $y$", fontsize=8, ha="center", color="#b5651d")
+    ax.text(
+        30,
+        73.5,
+        "training loss: ½ CE(class head, $y$) + ½ CE(distillation head, $y_t$)   ·   "
+        "inference: the paper adds the two softmaxes, timm averages the two logits",
+        fontsize=8.5,
+        ha="left",
+    )
     return fig

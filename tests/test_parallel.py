@@ -2,10 +2,8 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from deitlab import parallel
-from deitlab.models import SmallCNN
 
 
 def _square(x: int, report) -> int:
@@ -33,29 +31,6 @@ def _finish_or_fail(mode: str, folder: Path, report) -> None:
         time.sleep(0.1)
         report()
     (folder / "finished").touch()
-
-
-def test_default_workers_follow_the_thread_budget(monkeypatch):
-    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 8)
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
-    assert parallel.default_workers(12) == 1  # OMP_NUM_THREADS=1: everything in one process
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)
-    assert parallel.default_workers(12) == 4
-    assert parallel.default_workers(3) == 3
-    assert parallel.default_workers(0) == 1
-    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
-    assert parallel.default_workers(12) == 2
-
-
-def test_spawn_blocker_names_what_a_worker_cannot_rebuild():
-    assert parallel.spawn_blocker(SmallCNN()) is None
-    assert parallel.spawn_blocker((1, "two")) is None
-    notebook_class = type("NotebookNet", (torch.nn.Module,), {"__module__": "__main__"})
-    holder = torch.nn.Sequential(torch.nn.Linear(2, 2), notebook_class())
-    assert "NotebookNet is defined in this notebook" in parallel.spawn_blocker(holder)
-    with_lambda = torch.nn.Linear(2, 2)
-    with_lambda.scale = lambda x: 2 * x
-    assert "cannot be pickled" in parallel.spawn_blocker(with_lambda)
 
 
 def test_run_in_processes_returns_results_in_job_order_and_counts_steps(capsys):

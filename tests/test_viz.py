@@ -49,3 +49,13 @@ def test_vit_pipeline_diagram_bad_input():
         viz.vit_pipeline_diagram(patch_size=15)
     with pytest.raises(ValueError, match="tokens_shown must be at least 1"):
         viz.vit_pipeline_diagram(tokens_shown=0)
+
+
+def test_deit_distillation_diagram_adds_the_teacher_and_the_losses():
+    fig = viz.deit_distillation_diagram(np.zeros((28, 28), dtype=np.uint8))
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "[CLS]" in texts and "[DIST]" in texts and any("18 tokens" in t for t in texts)
+    assert any("CNN teacher" in t for t in texts) and any("½ CE(distillation head" in t for t in texts)
+    assert any("the 7×7 conv, stride 7" in t for t in texts)
+    with pytest.raises(ValueError, match="patch_size 5 does not divide image_size 28"):
+        viz.deit_distillation_diagram(patch_size=5)

@@ -1,72 +1,82 @@
-"""Self-checks for notebook 03 (knowledge distillation)."""
+"""Self-checks for notebook 03 (knowledge distillation): the hard-label loss and the token loss."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
+import torch.nn.functional as F
 
 from deitlab.checks._core import CheckResult, passed, require, require_close
-from deitlab.distill import soft_distillation_loss, softened
+from deitlab.distill import hard_distillation_loss
 
-__all__ = ["check_soft_distillation", "check_temperature"]
-
-#: A temperature is useful when the softened teacher still ranks its answer first with a
-#: clear margin but shows the other classes: mean top-1 probability below this …
-MAX_TOP1 = 0.9
-#: … and mean entropy below this fraction of the uniform distribution's ``ln C``.
-MAX_ENTROPY_FRACTION = 0.8
+__all__ = ["check_hard_distillation", "check_token_loss"]
 
 
-def check_soft_distillation(fn: Callable[..., torch.Tensor]) -> CheckResult:
-    """Compare ``fn(student_logits, teacher_logits, labels, alpha, tau)`` with the kit's soft-distillation loss."""
-    exercise = "Exercise 03.1 (soft distillation)"
-    generator = torch.Generator().manual_seed(3)
-    student = torch.randn(6, 10, generator=generator) * 3
-    teacher = torch.randn(6, 10, generator=generator) * 3
-    labels = torch.randint(0, 10, (6,), generator=generator)
-    for alpha, tau in [(0.0, 1.0), (1.0, 1.0), (0.1, 3.0), (0.5, 7.0)]:
-        result = fn(student, teacher, labels, alpha, tau)
+def _batch(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Class logits, distillation logits, teacher logits and labels of a batch where the teacher
+    disagrees with the labels on about half the images (so a loss that ignores it is caught)."""
+    generator = torch.Generator().manual_seed(seed)
+    class_logits = torch.randn(8, 10, generator=generator) * 2
+    dist_logits = torch.randn(8, 10, generator=generator) * 2
+    teacher = torch.randn(8, 10, generator=generator) * 3
+    labels = torch.randint(0, 10, (8,), generator=generator)
+    return class_logits, dist_logits, teacher, labels
+
+
+def _require_scalar(result: object, exercise: str) -> None:
+    require(
+        isinstance(result, torch.Tensor) and result.ndim == 0,
+        exercise,
+        f"return one scalar tensor (the batch mean); got {type(result).__name__}"
+        + (f" of shape {tuple(result.shape)}" if isinstance(result, torch.Tensor) else ""),
+    )
+
+
+def check_hard_distillation(fn: Callable[..., torch.Tensor]) -> CheckResult:
+    """``fn(student_logits, teacher_logits, labels)`` must be ½ CE(student, y) + ½ CE(student, argmax teacher)."""
+    exercise = "Exercise 03.1 (hard-label distillation)"
+    for seed in (0, 1, 2):
+        student, _, teacher, labels = _batch(seed)
+        result = fn(student, teacher, labels)
+        _require_scalar(result, exercise)
+        expected = hard_distillation_loss(student, teacher, labels)
+        soft_teacher = 0.5 * F.cross_entropy(student, labels) + 0.5 * F.cross_entropy(student, teacher.softmax(1))
         require(
-            isinstance(result, torch.Tensor) and result.ndim == 0,
+            not torch.allclose(result.detach(), soft_teacher, atol=1e-5),
             exercise,
-            f"return one scalar tensor (the batch mean); got {type(result).__name__}"
-            + (f" of shape {tuple(result.shape)}" if isinstance(result, torch.Tensor) else ""),
+            "the teacher's label is its top class (argmax of its logits), not its probabilities",
         )
-        expected = soft_distillation_loss(student, teacher, labels, alpha, tau)
-        hint = {
-            (0.0, 1.0): "with alpha=0 the loss is the plain cross-entropy with the labels",
-            (1.0, 1.0): "with alpha=1, tau=1 it is KL(softmax(teacher) ‖ softmax(student)), averaged over the batch",
-            (0.1, 3.0): "divide both logits by tau before the softmax, and multiply the KL term by tau²",
-            (0.5, 7.0): "check the weights (1 - alpha) and alpha·tau²",
-        }[(alpha, tau)]
-        try:
-            require_close(result.detach(), expected, exercise, atol=1e-4)
-        except AssertionError as failure:
-            raise type(failure)(f"{failure} at alpha={alpha}, tau={tau}: {hint}") from None
-    return passed(exercise, "matches deitlab.distill.soft_distillation_loss for 4 (alpha, tau) pairs")
+        require(
+            not torch.allclose(result.detach(), F.cross_entropy(student, labels), atol=1e-5),
+            exercise,
+            "this is the plain cross-entropy with the labels: add the term with the teacher's top class",
+        )
+        require_close(result.detach(), expected, exercise, atol=1e-5)
+    agreeing = hard_distillation_loss(student, F.one_hot(labels, 10).float() * 5, labels)
+    require_close(fn(student, F.one_hot(labels, 10).float() * 5, labels).detach(), agreeing, exercise, atol=1e-5)
+    return passed(exercise, "matches ½ CE(student, y) + ½ CE(student, argmax teacher) on 4 batches")
 
 
-def check_temperature(tau: float, teacher_logits: torch.Tensor) -> CheckResult:
-    """A temperature that reveals the teacher's second choices without flattening its answer."""
-    exercise = "Exercise 03.2 (temperature)"
-    require(isinstance(tau, (int, float)) and tau > 0, exercise, f"tau must be a positive number, got {tau!r}")
-    require(teacher_logits.ndim == 2, exercise, "pass the teacher's N×C logits")
-    probs = softened(teacher_logits.float(), float(tau))
-    top1 = probs.max(dim=1).values.mean().item()
-    entropy = -(probs * probs.clamp_min(1e-12).log()).sum(dim=1).mean().item()
-    limit = MAX_ENTROPY_FRACTION * math.log(teacher_logits.shape[1])
-    require(
-        top1 < MAX_TOP1,
-        exercise,
-        f"at tau={tau} the teacher is still almost one-hot (mean top-1 probability {top1:.2f} ≥ {MAX_TOP1}): "
-        "the other classes carry no signal — try a higher temperature",
-    )
-    require(
-        entropy < limit,
-        exercise,
-        f"at tau={tau} the distribution is nearly flat (entropy {entropy:.2f} ≥ {limit:.2f} nats): "
-        "the teacher's answer is drowned — try a lower temperature",
-    )
-    return passed(exercise, f"tau={tau:g}: mean top-1 probability {top1:.2f}, entropy {entropy:.2f} nats")
+def check_token_loss(fn: Callable[..., torch.Tensor]) -> CheckResult:
+    """``fn(class_logits, dist_logits, teacher_logits, labels)`` must be
+    ½ CE(class head, y) + ½ CE(distillation head, argmax teacher)."""
+    exercise = "Exercise 03.2 (the distillation token's loss)"
+    for seed in (3, 4, 5):
+        class_logits, dist_logits, teacher, labels = _batch(seed)
+        result = fn(class_logits, dist_logits, teacher, labels)
+        _require_scalar(result, exercise)
+        swapped = hard_distillation_loss(dist_logits, teacher, labels, class_logits)
+        require(
+            not torch.allclose(result.detach(), swapped, atol=1e-5),
+            exercise,
+            "the heads are swapped: the true label trains the class head, the teacher's label the distillation head",
+        )
+        one_head = hard_distillation_loss(class_logits, teacher, labels)
+        require(
+            not torch.allclose(result.detach(), one_head, atol=1e-5),
+            exercise,
+            "both terms use the class head: the teacher's term belongs to the distillation head",
+        )
+        require_close(result.detach(), hard_distillation_loss(class_logits, teacher, labels, dist_logits), exercise)
+    return passed(exercise, "matches ½ CE(class head, y) + ½ CE(distillation head, argmax teacher) on 3 batches")

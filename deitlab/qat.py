@@ -1,117 +1,36 @@
-"""Quantization-aware training plumbing for the small CNN (notebook 05).
+"""Plumbing for notebook 05 (quantization-aware training on the small CNN).
 
-Two routes to an int8 model, side by side:
-
-* **eager mode** (``torch.ao.quantization``, deprecated since torch 2.10 but still
-  shipped): fuse Conv+BN+ReLU, wrap the network in ``QuantStub``/``DeQuantStub``,
-  attach a ``qconfig``, ``prepare_qat`` → train → ``convert``;
-* **PT2E** (``torchao.quantization.pt2e``): ``torch.export`` the model,
-  ``prepare_qat_pt2e`` with the x86 quantizer → train → ``convert_pt2e``.
-
-Plus the pieces around them: low-bit qconfigs and freezing BN statistics and observers.
-The straight-through fake quantizer is :func:`deitlab.quant.fake_quantize`; sizes, latencies
-and fingerprints come from :mod:`deitlab.measure`.
+The lesson's calls — ``QuantStub``/``DeQuantStub``, ``fuse_modules_qat``, the qconfig,
+``prepare_qat``, the training loop, ``convert``, ``torch.export`` + ``prepare_qat_pt2e`` /
+``convert_pt2e`` and torchao's ``QATConfig`` — stand in the notebook. This module holds
+what the notebook needs besides them: a low-bit qconfig for the simulation sweep, the list
+of quantized modules, trimming a converted PT2E graph to the weights it reads, and two
+caches (an exported program, a dict of numbers) that keep slow steps out of warm re-runs.
 """
 
 from __future__ import annotations
 
-import copy
-import types
-from collections.abc import Callable, Iterable
+import json
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.ao.quantization as tq
 from torch import nn
-from torch.utils.data import DataLoader
 
-from deitlab.models import ConvBNReLU
+from deitlab import cache
 
 __all__ = [
-    "FloatIsland",
-    "QuantizableCNN",
-    "calibrate",
-    "convert_eager",
-    "convert_pt2e_model",
-    "eager_qconfig",
-    "freeze_observers_and_bn",
-    "freeze_after",
-    "fusion_groups",
+    "TrainableGraph",
+    "cached_exported_program",
+    "cached_numbers",
+    "drop_unread_weights",
     "lowbit_qconfig",
-    "prepare_eager",
-    "prepare_pt2e_qat",
     "quantized_module_names",
 ]
 
-ENGINES = ("x86", "fbgemm", "qnnpack", "onednn")
-
-
-# --- eager mode (torch.ao.quantization) -----------------------------------------------
-
-
-class QuantizableCNN(nn.Module):
-    """Wrap a float model: ``QuantStub`` → model → ``DeQuantStub``.
-
-    The stubs mark where tensors become quantized and where they become float again;
-    ``convert`` turns them into real ``Quantize``/``DeQuantize`` modules.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.quant = tq.QuantStub()
-        self.model = model
-        self.dequant = tq.DeQuantStub()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dequant(self.model(self.quant(x)))
-
-
-class FloatIsland(nn.Module):
-    """Run one block in fp32 inside a quantized model: dequantize → block → quantize.
-
-    The block gets ``qconfig = None`` so ``prepare``/``convert`` leave it in float.
-    """
-
-    def __init__(self, block: nn.Module) -> None:
-        super().__init__()
-        self.dequant = tq.DeQuantStub()
-        self.block = block
-        self.block.qconfig = None
-        self.quant = tq.QuantStub()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.quant(self.block(self.dequant(x)))
-
-
-def fusion_groups(model: nn.Module) -> list[list[str]]:
-    """The ``[conv, bn, relu]`` name triples of every ``ConvBNReLU`` block, for ``fuse_modules``."""
-    groups = [
-        [f"{name}.conv", f"{name}.bn", f"{name}.relu"]
-        for name, module in model.named_modules()
-        if isinstance(module, ConvBNReLU)
-    ]
-    if not groups:
-        raise ValueError(f"{type(model).__name__} has no ConvBNReLU block to fuse")
-    return groups
-
-
-def _set_engine(engine: str) -> None:
-    if engine not in ENGINES:
-        raise ValueError(f"unknown quantization engine {engine!r}; use one of {', '.join(ENGINES)}")
-    if engine not in torch.backends.quantized.supported_engines:
-        supported = ", ".join(torch.backends.quantized.supported_engines)
-        raise RuntimeError(f"engine {engine!r} is not compiled into this torch build (has: {supported})")
-    torch.backends.quantized.engine = engine
-
-
-def eager_qconfig(engine: str = "x86", qat: bool = True) -> tq.QConfig:
-    """The default eager qconfig for ``engine`` (``x86`` on Intel/AMD, ``qnnpack`` on ARM).
-
-    Also selects ``engine`` as the backend of the quantized kernels. ``qat=True``
-    gives fake-quantize modules (for ``prepare_qat``), ``False`` plain observers
-    (for post-training calibration with ``prepare``).
-    """
-    _set_engine(engine)
-    return tq.get_default_qat_qconfig(engine) if qat else tq.get_default_qconfig(engine)
+PROGRAM = "program.pt2"
+NUMBERS = "numbers.json"
 
 
 def lowbit_qconfig(weight_bits: int, activation_bits: int = 8, per_channel: bool = True) -> tq.QConfig:
@@ -136,137 +55,91 @@ def lowbit_qconfig(weight_bits: int, activation_bits: int = 8, per_channel: bool
     return tq.QConfig(activation=activation, weight=weight)
 
 
-def prepare_eager(
-    model: nn.Module, qconfig: tq.QConfig, qat: bool = True, float_blocks: Iterable[str] = ()
-) -> QuantizableCNN:
-    """Fuse, wrap and prepare a copy of ``model`` for eager-mode quantization.
-
-    ``qat=True``: ``fuse_modules_qat`` + ``prepare_qat`` (fake quantization, trainable).
-    ``qat=False``: ``fuse_modules`` + ``prepare`` (observers for PTQ calibration).
-    ``float_blocks`` names top-level children to keep in fp32 (``qconfig = None``).
-    The original model is not modified.
-    """
-    if not isinstance(qconfig, tq.QConfig):
-        raise TypeError(f"qconfig must be a torch.ao.quantization.QConfig, got {type(qconfig).__name__}")
-    model = copy.deepcopy(model)
-    model.train(qat)
-    fuse = tq.fuse_modules_qat if qat else tq.fuse_modules
-    fuse(model, fusion_groups(model), inplace=True)
-    children = dict(model.named_children())
-    for name in float_blocks:
-        if name not in children:
-            raise ValueError(f"no block named {name!r}; the model has {', '.join(children)}")
-        setattr(model, name, FloatIsland(children[name]))
-    wrapped = QuantizableCNN(model).train(qat)
-    wrapped.qconfig = qconfig
-    return tq.prepare_qat(wrapped, inplace=True) if qat else tq.prepare(wrapped, inplace=True)
-
-
-@torch.no_grad()
-def calibrate(model: nn.Module, loader: DataLoader, batches: int = 10) -> nn.Module:
-    """Feed ``batches`` batches through a prepared model in eval mode so observers see real ranges."""
-    if batches < 1:
-        raise ValueError(f"batches must be at least 1, got {batches}")
-    model.eval()
-    for index, (images, _labels) in enumerate(loader):
-        if index >= batches:
-            break
-        model(images)
-    return model
-
-
-def freeze_observers_and_bn(model: nn.Module) -> nn.Module:
-    """Stop updating quantization ranges and BatchNorm running statistics (last QAT epochs)."""
-    model.apply(tq.disable_observer)
-    model.apply(torch.ao.nn.intrinsic.qat.freeze_bn_stats)
-    return model
-
-
-def freeze_after(epochs: int) -> Callable[[nn.Module, int], None]:
-    """An ``on_epoch_end`` hook for :func:`deitlab.train.fit` that freezes after ``epochs`` epochs."""
-    if epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}")
-
-    def hook(model: nn.Module, epoch: int) -> None:
-        if epoch + 1 == epochs:
-            freeze_observers_and_bn(model)
-
-    return hook
-
-
-def convert_eager(prepared: nn.Module) -> nn.Module:
-    """A real int8 model from a prepared/trained one (the prepared model is left untouched)."""
-    if not any(hasattr(m, "activation_post_process") for m in prepared.modules()):
-        raise ValueError("the model is not prepared: call prepare_eager first")
-    return tq.convert(copy.deepcopy(prepared).eval().cpu())
-
-
 def quantized_module_names(model: nn.Module) -> dict[str, str]:
-    """Leaf module name → class name for the modules that run quantized kernels."""
+    """Module name → class name for the modules of an eager-converted model that run quantized kernels."""
     return {
-        name: type(module).__name__
-        for name, module in model.named_modules()
-        if type(module).__module__.startswith("torch.ao.nn.quantized") or "quantized" in type(module).__module__
+        name: type(module).__name__ for name, module in model.named_modules() if "quantized" in type(module).__module__
     }
 
 
-# --- PT2E (torchao) -------------------------------------------------------------------
+class TrainableGraph(nn.Module):
+    """An exported (PT2E-prepared) graph with ``nn.Module``'s ``train()``/``eval()``.
 
-
-def prepare_pt2e_qat(model: nn.Module, example_inputs: tuple[torch.Tensor, ...]) -> torch.fx.GraphModule:
-    """``torch.export`` a copy of ``model`` and insert fake quantization for the x86 backend.
-
-    The returned graph module can be trained with any loop that calls
-    ``model.train()``/``model.eval()`` (switched to the exported-model versions).
+    Exported graphs refuse ``.train()``/``.eval()``; torchao's ``move_exported_model_to_train``/
+    ``_eval`` switch their BatchNorm and dropout ops instead. This wrapper calls them, so
+    training loops, :func:`deitlab.train.evaluate` and the checkpoint cache work unchanged
+    (torchao's ``allow_exported_model_train_eval`` does the switch too, but its ``eval()``
+    returns None where ``nn.Module.eval()`` returns the module). The graph is ``.graph``.
     """
-    from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
-    from torchao.quantization.pt2e.quantizer.x86_inductor_quantizer import (
-        X86InductorQuantizer,
-        get_default_x86_inductor_quantization_config,
-    )
 
-    if not isinstance(example_inputs, tuple):
-        raise TypeError("example_inputs must be a tuple of tensors, e.g. (torch.randn(2, 1, 28, 28),)")
-    model = copy.deepcopy(model).train()
-    batch = {0: torch.export.Dim.DYNAMIC}  # any batch size, not only the example's
-    graph = torch.export.export(model, example_inputs, dynamic_shapes=(batch,) * len(example_inputs)).module()
-    quantizer = X86InductorQuantizer().set_global(get_default_x86_inductor_quantization_config(is_qat=True))
-    return _with_train_eval(prepare_qat_pt2e(graph, quantizer))
+    def __init__(self, graph: torch.fx.GraphModule) -> None:
+        super().__init__()
+        if not isinstance(graph, torch.fx.GraphModule):
+            raise TypeError(f"expected the torch.fx.GraphModule from prepare_qat_pt2e, got {type(graph).__name__}")
+        self.graph = graph
 
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        return self.graph(*inputs)
 
-def _with_train_eval(graph: torch.fx.GraphModule) -> torch.fx.GraphModule:
-    """Make ``train()``/``eval()`` switch the exported BatchNorm ops and return the module, like nn.Module's."""
-    from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train
+    def train(self, mode: bool = True) -> TrainableGraph:
+        from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train
 
-    def train(self: torch.fx.GraphModule, mode: bool = True) -> torch.fx.GraphModule:
-        (move_exported_model_to_train if mode else move_exported_model_to_eval)(self)
+        (move_exported_model_to_train if mode else move_exported_model_to_eval)(self.graph)
+        self.training = mode
         return self
 
-    def evaluate(self: torch.fx.GraphModule) -> torch.fx.GraphModule:
-        return train(self, False)
 
-    graph.train = types.MethodType(train, graph)
-    graph.eval = types.MethodType(evaluate, graph)
+def drop_unread_weights(graph: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """Delete the parameters and buffers a graph never reads (in place); returns the graph.
+
+    ``convert_pt2e`` reads int8 copies of the weights but keeps the float originals and the
+    folded BatchNorm statistics as attributes: without this, the int8 model's state dict
+    would be larger than the fp32 one.
+    """
+    if not isinstance(graph, torch.fx.GraphModule):
+        raise TypeError(f"expected a torch.fx.GraphModule (from convert_pt2e), got {type(graph).__name__}")
+    read = {node.target for node in graph.graph.nodes if node.op == "get_attr"}
+    called = tuple(f"{node.target}." for node in graph.graph.nodes if node.op == "call_module")
+    for name, _ in [*graph.named_parameters(), *graph.named_buffers()]:
+        if name not in read and not name.startswith(called):
+            owner, _, attribute = name.rpartition(".")
+            delattr(graph.get_submodule(owner), attribute)
     return graph
 
 
-def convert_pt2e_model(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
-    """``convert_pt2e`` a trained PT2E model: fake quantizers become quantize/dequantize ops, weights int8.
+def cached_exported_program(
+    name: str, key: dict, export: Callable[[], torch.export.ExportedProgram], rebuild: bool = False
+) -> torch.fx.GraphModule:
+    """The module of an exported program saved in the kit's cache under ``name``/``key``, built by ``export()``.
 
-    Float parameters the converted graph no longer reads are removed, so its state dict holds what it runs on.
+    ``key`` (a JSON-able dict) names everything the program depends on. The program is
+    written with ``torch.export.save`` and read back with ``torch.export.load(...).module()``.
     """
-    from torchao.quantization.pt2e import move_exported_model_to_eval
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
-    if not isinstance(prepared, torch.fx.GraphModule):
-        raise TypeError("expected the graph module returned by prepare_pt2e_qat")
-    prepared = copy.deepcopy(prepared)
-    move_exported_model_to_eval(prepared)
-    converted = convert_pt2e(prepared)
-    # The graph now reads int8 constants; drop the float weights and BN statistics it no longer uses.
-    used = {node.target for node in converted.graph.nodes if node.op == "get_attr"}
-    for name, _ in [*converted.named_parameters(), *converted.named_buffers()]:
-        if name not in used:
-            owner, _, attribute = name.rpartition(".")
-            delattr(converted.get_submodule(owner), attribute)
-    return _with_train_eval(converted)
+    def build(staging: Path) -> dict:
+        program = export()
+        if not isinstance(program, torch.export.ExportedProgram):
+            raise TypeError(f"export() must return a torch.export.ExportedProgram, got {type(program).__name__}")
+        torch.export.save(program, staging / PROGRAM)
+        return {}
+
+    entry = cache.get_or_build("programs", name, key, build, [PROGRAM], rebuild=rebuild)
+    return torch.export.load(entry.path(PROGRAM)).module()
+
+
+def cached_numbers(name: str, key: dict, compute: Callable[[], dict], rebuild: bool = False) -> dict:
+    """A JSON-able dict of results (accuracies of a sweep…) from the kit's cache, computed by ``compute()`` once.
+
+    ``key`` names everything the numbers depend on. JSON turns dict keys into strings:
+    use string keys in ``compute()`` so a cached result reads the same as a fresh one.
+    """
+
+    def build(staging: Path) -> dict:
+        numbers = compute()
+        if not isinstance(numbers, dict):
+            raise TypeError(f"compute() must return a dict, got {type(numbers).__name__}")
+        (staging / NUMBERS).write_text(json.dumps(numbers, indent=1, sort_keys=True))
+        return {}
+
+    entry = cache.get_or_build("results", name, key, build, [NUMBERS], rebuild=rebuild)
+    return json.loads(entry.path(NUMBERS).read_text())

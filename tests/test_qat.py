@@ -2,55 +2,55 @@
 
 from __future__ import annotations
 
-import warnings
+import copy
 
 import pytest
 import torch
+import torch.ao.quantization as tq
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from deitlab import qat
-from deitlab.checks import CheckFailed, check_fake_quant, check_fusion_groups, check_partial_quantization
+from deitlab.checks import CheckFailed, check_fake_quant, check_qat_stub_placement
 from deitlab.measure import state_dict_size_mb
 from deitlab.models import SmallCNN
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
 
+FUSION_LIST = [[f"block{i}.conv", f"block{i}.bn", f"block{i}.relu"] for i in (1, 2, 3)]
 
-@pytest.fixture
-def model() -> nn.Module:
+
+class StubbedCNN(SmallCNN):
+    """SmallCNN with QuantStub/DeQuantStub; ``float_head`` dequantizes before ``fc``."""
+
+    def __init__(self, float_head: bool) -> None:
+        super().__init__(width=4)
+        self.float_head = float_head
+        self.quant = tq.QuantStub()
+        self.dequant = tq.DeQuantStub()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.flatten(self.pool3(self.block3(self.pool2(self.block2(self.pool1(self.block1(self.quant(x))))))))
+        return self.fc(self.dequant(x)) if self.float_head else self.dequant(self.fc(x))
+
+
+def prepared_stubbed(float_head: bool, qconfig: tq.QConfig, fc_float: bool) -> nn.Module:
     torch.manual_seed(0)
-    return SmallCNN(width=4).eval()
+    model = StubbedCNN(float_head).train()
+    tq.fuse_modules_qat(model, FUSION_LIST, inplace=True)
+    torch.backends.quantized.engine = "x86"
+    model.qconfig = qconfig
+    if fc_float:
+        model.fc.qconfig = None
+    prepared = tq.prepare_qat(model)
+    prepared(torch.randn(8, 1, 28, 28))  # observers see one batch
+    return prepared
 
 
-@pytest.fixture
-def loader() -> DataLoader:
-    torch.manual_seed(0)
-    data = TensorDataset(torch.randn(16, 1, 28, 28), torch.randint(0, 10, (16,)))
-    return DataLoader(data, batch_size=8)
+def converted(prepared: nn.Module) -> nn.Module:
+    return tq.convert(copy.deepcopy(prepared).eval())
 
 
-# --- eager mode --------------------------------------------------------------------
-
-
-def test_fusion_groups_of_small_cnn(model):
-    groups = qat.fusion_groups(model)
-    assert groups == [[f"block{i}.conv", f"block{i}.bn", f"block{i}.relu"] for i in (1, 2, 3)]
-
-
-def test_fusion_groups_rejects_model_without_blocks():
-    with pytest.raises(ValueError, match="no ConvBNReLU"):
-        qat.fusion_groups(nn.Linear(2, 2))
-
-
-def test_eager_qconfig_engines():
-    x86 = qat.eager_qconfig("x86")
-    assert x86.weight().qscheme == torch.per_channel_symmetric
-    assert torch.backends.quantized.engine == "x86"
-    ptq = qat.eager_qconfig("x86", qat=False)
-    assert not isinstance(ptq.activation(), torch.ao.quantization.FakeQuantizeBase)
-    with pytest.raises(ValueError, match="unknown quantization engine"):
-        qat.eager_qconfig("tpu")
+# --- lowbit_qconfig, quantized_module_names ----------------------------------------------
 
 
 def test_lowbit_qconfig_ranges():
@@ -59,145 +59,167 @@ def test_lowbit_qconfig_ranges():
     assert (weight.quant_min, weight.quant_max) == (-8, 7)
     assert weight.qscheme == torch.per_tensor_symmetric
     assert (activation.quant_min, activation.quant_max) == (0, 255)
+    assert qat.lowbit_qconfig(2).weight().qscheme == torch.per_channel_symmetric
     with pytest.raises(ValueError, match="weight_bits"):
         qat.lowbit_qconfig(1)
     with pytest.raises(ValueError, match="activation_bits"):
         qat.lowbit_qconfig(4, 9)
 
 
-def test_prepare_eager_qat_inserts_fake_quant_and_keeps_original(model):
-    prepared = qat.prepare_eager(model, qat.eager_qconfig("x86"))
-    assert isinstance(prepared, qat.QuantizableCNN)
-    assert prepared.training
-    fake_quants = [m for m in prepared.modules() if isinstance(m, torch.ao.quantization.FakeQuantizeBase)]
-    assert len(fake_quants) >= 7  # 4 weights + activations after the stub, 3 blocks and fc
-    assert isinstance(model.block1.bn, nn.BatchNorm2d), "the original model must not be fused"
-    out = prepared(torch.randn(2, 1, 28, 28))
-    assert out.shape == (2, 10)
-
-
-def test_prepare_eager_bad_input(model):
-    with pytest.raises(TypeError, match="QConfig"):
-        qat.prepare_eager(model, "x86")
-    with pytest.raises(ValueError, match="no block named 'block9'"):
-        qat.prepare_eager(model, qat.eager_qconfig("x86"), float_blocks=["block9"])
-
-
-def test_ptq_calibrate_convert_and_partial_quantization(model, loader):
-    prepared = qat.calibrate(qat.prepare_eager(model, qat.eager_qconfig("x86", qat=False), qat=False), loader, 2)
-    int8 = qat.convert_eager(prepared)
+def test_quantized_module_names_lists_int8_modules_only():
+    int8 = converted(prepared_stubbed(False, tq.get_default_qat_qconfig("x86"), fc_float=False))
     names = qat.quantized_module_names(int8)
-    assert {"model.block1.conv", "model.fc"} <= set(names)
-    x = torch.randn(4, 1, 28, 28)
-    with torch.inference_mode():
-        assert int8(x).shape == (4, 10)
-    partial = qat.prepare_eager(model, qat.eager_qconfig("x86", qat=False), qat=False, float_blocks=["block1"])
-    assert isinstance(partial.model.block1, qat.FloatIsland)
-    converted = qat.convert_eager(qat.calibrate(partial, loader, 1))
-    assert "model.block1.block.conv" not in qat.quantized_module_names(converted)
-    assert "model.block2.conv" in qat.quantized_module_names(converted)
-    with torch.inference_mode():
-        assert converted(x).shape == (4, 10)
+    assert names["block1.conv"] == "ConvReLU2d" and names["fc"] == "Linear" and names["quant"] == "Quantize"
+    assert "pool1" not in names
+    assert qat.quantized_module_names(SmallCNN(width=4)) == {}
 
 
-def test_calibrate_and_convert_reject_bad_input(model, loader):
-    with pytest.raises(ValueError, match="batches"):
-        qat.calibrate(model, loader, 0)
-    with pytest.raises(ValueError, match="not prepared"):
-        qat.convert_eager(model)
+# --- drop_unread_weights -----------------------------------------------------------------
 
 
-def test_freeze_after_freezes_observers_and_bn(model):
-    prepared = qat.prepare_eager(model, qat.eager_qconfig("x86"))
-    hook = qat.freeze_after(2)
-    hook(prepared, 0)
-    assert prepared.quant.activation_post_process.observer_enabled.item() == 1
-    hook(prepared, 1)
-    assert prepared.quant.activation_post_process.observer_enabled.item() == 0
-    assert prepared.model.block1.conv.freeze_bn
-    with pytest.raises(ValueError, match="epochs"):
-        qat.freeze_after(0)
+class WithSpare(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.used = nn.Linear(4, 2)
+        self.spare = nn.Linear(1000, 1000)  # never called in forward
+        self.register_buffer("spare_stats", torch.zeros(1000))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.used(x)
 
 
-def test_state_dict_of_prepared_model_round_trips(model, loader):
-    """cached_training reloads a prepared model from its state dict."""
-    prepared = qat.prepare_eager(model, qat.eager_qconfig("x86"))
-    prepared(torch.randn(4, 1, 28, 28))
-    fresh = qat.prepare_eager(model, qat.eager_qconfig("x86"))
-    fresh.load_state_dict(prepared.state_dict())
-    x = torch.randn(3, 1, 28, 28)
-    torch.testing.assert_close(fresh.eval()(x), prepared.eval()(x))
+def test_drop_unread_weights_removes_what_the_graph_never_reads():
+    graph = torch.fx.symbolic_trace(WithSpare())
+    x = torch.randn(3, 4)
+    before = graph(x)
+    assert qat.drop_unread_weights(graph) is graph
+    assert set(graph.state_dict()) == {"used.weight", "used.bias"}
+    torch.testing.assert_close(graph(x), before)
+    assert state_dict_size_mb(graph) < 0.01
 
 
-# --- PT2E --------------------------------------------------------------------------
+def test_drop_unread_weights_rejects_plain_modules():
+    with pytest.raises(TypeError, match="GraphModule"):
+        qat.drop_unread_weights(nn.Linear(2, 2))
 
 
-def test_pt2e_prepare_train_convert(model):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        prepared = qat.prepare_pt2e_qat(model, (torch.randn(2, 1, 28, 28),))
-        assert prepared.train() is prepared  # train()/eval() return the module, as nn.Module's do
-        loss = prepared(torch.randn(5, 1, 28, 28)).sum()  # another batch size works (dynamic batch)
-        loss.backward()
-        assert prepared.eval() is prepared
-        converted = qat.convert_pt2e_model(prepared)
-    assert all(v.dtype != torch.float32 for k, v in converted.state_dict().items() if k.endswith("conv.weight"))
-    assert not any(k.startswith("block1.bn.") for k in converted.state_dict()), "unused BN statistics are dropped"
-    ops = {str(node.target) for node in converted.graph.nodes}
-    assert any("quantize_per_tensor" in op for op in ops)
-    with torch.inference_mode():
-        assert converted.eval()(torch.randn(3, 1, 28, 28)).shape == (3, 10)
+# --- TrainableGraph ------------------------------------------------------------------------
 
 
-def test_pt2e_bad_input(model):
-    with pytest.raises(TypeError, match="tuple"):
-        qat.prepare_pt2e_qat(model, torch.randn(2, 1, 28, 28))
-    with pytest.raises(TypeError, match="graph module"):
-        qat.convert_pt2e_model(model)
+def test_trainable_graph_switches_exported_batchnorm():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2)).train()
+    graph = torch.export.export(model, (torch.randn(4, 1, 8, 8),)).module()
+    wrapped = qat.TrainableGraph(graph)
+    x = torch.randn(4, 1, 8, 8) * 3 + 1
+    assert wrapped.train() is wrapped and wrapped.training
+    wrapped(x)  # training mode: batch statistics, running statistics updated
+    assert not torch.equal(graph.state_dict()["1.running_mean"], torch.zeros(2))
+    assert wrapped.eval() is wrapped and not wrapped.training
+    model.eval()
+    model.load_state_dict({k: v for k, v in graph.state_dict().items()}, strict=False)
+    torch.testing.assert_close(wrapped(x), model(x))  # eval mode: running statistics, like the eager model
 
 
-# --- measurements ------------------------------------------------------------------
+def test_trainable_graph_rejects_plain_modules():
+    with pytest.raises(TypeError, match="GraphModule"):
+        qat.TrainableGraph(nn.Linear(2, 2))
 
 
-def test_converted_int8_state_dict_is_smaller(model, loader):
-    int8 = qat.convert_eager(qat.calibrate(qat.prepare_eager(model, qat.eager_qconfig("x86", False), False), loader))
-    assert 0 < state_dict_size_mb(int8) < state_dict_size_mb(model)
+# --- the two caches -----------------------------------------------------------------------
 
 
-# --- self-checks -------------------------------------------------------------------
+def test_cached_exported_program_builds_once_and_reloads():
+    calls = []
+    model = nn.Linear(3, 2).eval()
+    x = torch.randn(4, 3)
+
+    def export() -> torch.export.ExportedProgram:
+        calls.append(1)
+        return torch.export.export(model, (x,))
+
+    first = qat.cached_exported_program("tiny", {"v": 1}, export)
+    second = qat.cached_exported_program("tiny", {"v": 1}, export)
+    assert len(calls) == 1
+    torch.testing.assert_close(second(x), model(x))
+    torch.testing.assert_close(first(x), second(x))
+    qat.cached_exported_program("tiny", {"v": 1}, export, rebuild=True)
+    assert len(calls) == 2
+
+
+def test_cached_exported_program_rejects_a_module():
+    with pytest.raises(TypeError, match="ExportedProgram"):
+        qat.cached_exported_program("bad", {"v": 1}, lambda: nn.Linear(2, 2))
+
+
+def test_cached_numbers_computes_once_per_key():
+    calls = []
+
+    def compute() -> dict:
+        calls.append(1)
+        return {"PTQ": {"8": 97.5}, "QAT": {"8": 98.0}}
+
+    assert qat.cached_numbers("sweep", {"bits": [8]}, compute) == {"PTQ": {"8": 97.5}, "QAT": {"8": 98.0}}
+    assert qat.cached_numbers("sweep", {"bits": [8]}, compute)["QAT"]["8"] == 98.0
+    assert len(calls) == 1
+    qat.cached_numbers("sweep", {"bits": [4]}, compute)
+    assert len(calls) == 2
+    with pytest.raises(TypeError, match="must return a dict"):
+        qat.cached_numbers("bad", {"v": 1}, lambda: [1, 2])
+
+
+# --- self-checks --------------------------------------------------------------------------
+
+
+def good_fake_quant(x, scale, zero_point, bits):
+    shifted = torch.round(x / scale) + zero_point
+    y = (shifted.clamp(0, 2**bits - 1) - zero_point) * scale
+    inside = (shifted >= 0) & (shifted <= 2**bits - 1)
+    return torch.where(inside, x + (y - x).detach(), y.detach())
 
 
 def test_check_fake_quant():
-    def good(x, scale, bits):
-        return torch.clamp(torch.round(x / scale), -(2 ** (bits - 1)), 2 ** (bits - 1) - 1) * scale
-
-    assert "05.1" in repr(check_fake_quant(good))
+    assert "05.1" in repr(check_fake_quant(good_fake_quant))
     with pytest.raises(CheckFailed, match="None"):
-        check_fake_quant(lambda x, s, b: None)
+        check_fake_quant(lambda x, s, z, b: None)
     with pytest.raises(CheckFailed, match="values differ"):
-        check_fake_quant(lambda x, s, b: x)  # no rounding
-    with pytest.raises(CheckFailed, match="distinct values"):
-        check_fake_quant(lambda x, s, b: x if b < 8 else torch.round(x / s) * s)  # 3 bits, 97 levels
-    with pytest.raises(CheckFailed):
-        check_fake_quant(lambda x, s, b: torch.round(x / s) * s)  # no clamping
+        check_fake_quant(lambda x, s, z, b: x)  # no rounding
+    with pytest.raises(CheckFailed, match="values differ"):  # zero-point ignored
+        check_fake_quant(lambda x, s, z, b: good_fake_quant(x, s, 0, b))
+    with pytest.raises(CheckFailed, match="no gradient"):
+        check_fake_quant(lambda x, s, z, b: good_fake_quant(x, s, z, b).detach())
+    with pytest.raises(CheckFailed, match="gradients differ"):  # gradient 1 everywhere, also where clipped
+        check_fake_quant(lambda x, s, z, b: x + (good_fake_quant(x, s, z, b) - x).detach())
 
 
-def test_check_fusion_groups(model):
-    assert "05.2" in repr(check_fusion_groups(qat.fusion_groups(model), model))
-    with pytest.raises(CheckFailed, match="3 Conv-BN-ReLU"):
-        check_fusion_groups([["block1.conv", "block1.bn", "block1.relu"]], model)
-    with pytest.raises(CheckFailed, match="not module names"):
-        check_fusion_groups([["conv1", "bn1", "relu1"]] * 3, model)
-    with pytest.raises(CheckFailed, match="order"):
-        check_fusion_groups([[f"block{i}.bn", f"block{i}.conv", f"block{i}.relu"] for i in (1, 2, 3)], model)
+def test_check_qat_stub_placement_accepts_the_solution():
+    prepared = prepared_stubbed(True, tq.get_default_qat_qconfig("x86"), fc_float=True)
+    assert "05.2" in repr(check_qat_stub_placement(prepared, converted(prepared)))
 
 
-def test_check_partial_quantization(model, loader):
-    config = qat.eager_qconfig("x86", qat=False)
-    partial = qat.convert_eager(qat.calibrate(qat.prepare_eager(model, config, False, float_blocks=["fc"]), loader))
-    assert "05.3" in repr(check_partial_quantization(partial))
-    full = qat.convert_eager(qat.calibrate(qat.prepare_eager(model, config, False), loader))
-    with pytest.raises(CheckFailed, match="was quantized"):
-        check_partial_quantization(full)
-    with pytest.raises(CheckFailed, match="quantized convolution"):
-        check_partial_quantization(model)
+def test_check_qat_stub_placement_catches_a_post_training_qconfig():
+    prepared = prepared_stubbed(True, tq.get_default_qconfig("x86"), fc_float=True)
+    with pytest.raises(CheckFailed, match="get_default_qat_qconfig"):
+        check_qat_stub_placement(prepared, converted(prepared))
+
+
+def test_check_qat_stub_placement_catches_a_quantized_head():
+    prepared = prepared_stubbed(False, tq.get_default_qat_qconfig("x86"), fc_float=False)
+    with pytest.raises(CheckFailed, match="qconfig = None"):
+        check_qat_stub_placement(prepared, converted(prepared))
+
+
+def test_check_qat_stub_placement_catches_a_misplaced_dequant_stub():
+    prepared = prepared_stubbed(False, tq.get_default_qat_qconfig("x86"), fc_float=True)
+    with pytest.raises(CheckFailed, match="DeQuantStub before"):
+        check_qat_stub_placement(prepared, converted(prepared))
+
+
+def test_check_qat_stub_placement_bad_input():
+    prepared = prepared_stubbed(True, tq.get_default_qat_qconfig("x86"), fc_float=True)
+    with pytest.raises(CheckFailed, match="prepared model"):
+        check_qat_stub_placement(None, converted(prepared))
+    with pytest.raises(CheckFailed, match="copy"):
+        check_qat_stub_placement(prepared, prepared)
+    with pytest.raises(CheckFailed, match="3 int8 convolutions"):
+        check_qat_stub_placement(prepared, copy.deepcopy(prepared))

@@ -3,6 +3,10 @@
 Each probe exercises a feature on a tiny module in a fresh subprocess, so that a
 crash, a hang or a missing package in one probe can never take the caller down.
 Run one probe by hand with ``python -m deitlab.capabilities <name>``.
+
+``DEITLAB_DISABLE=executorch,onnx`` (short names in :data:`DISABLE_NAMES`, or full probe
+names) reports those paths as missing, as on a host whose torch has no ExecuTorch release:
+the way to see the notebooks' fallbacks on a machine where everything works.
 """
 
 from __future__ import annotations
@@ -132,6 +136,39 @@ PROBES: dict[str, Callable[[str], str]] = {
 
 _TIMED_OUT = "probe did not finish within"
 
+#: Short names accepted by ``DEITLAB_DISABLE`` → the probe each one switches off.
+DISABLE_NAMES = {
+    "torchscript": "TorchScript script/save/load",
+    "mobile": "optimize_for_mobile",
+    "lite": "lite interpreter save+load",
+    "compile": "torch.compile",
+    "export": "torch.export",
+    "torchao": "torchao int8",
+    "executorch": "ExecuTorch + XNNPACK",
+    "onnx": "ONNX export + ONNX Runtime",
+}
+
+
+def disabled_probes() -> set[str]:
+    """The probe names that ``DEITLAB_DISABLE`` (comma-separated) switches off; a name it lacks is a ValueError."""
+    wanted = [w.strip() for w in os.environ.get("DEITLAB_DISABLE", "").split(",") if w.strip()]
+    unknown = [w for w in wanted if w.lower() not in DISABLE_NAMES and w not in PROBES]
+    if unknown:
+        raise ValueError(f"DEITLAB_DISABLE: unknown name(s) {unknown}; use {', '.join(DISABLE_NAMES)}")
+    return {DISABLE_NAMES.get(w.lower(), w) for w in wanted}
+
+
+def _apply_disabled(results: tuple[Capability, ...]) -> tuple[Capability, ...]:
+    off = disabled_probes()
+    return tuple(Capability(c.name, False, "switched off by DEITLAB_DISABLE") if c.name in off else c for c in results)
+
+
+def section_runs(capability: Capability) -> bool:
+    """Whether a notebook section that needs ``capability`` can run; when not, print one line saying why."""
+    if not capability.available:
+        print(f"skipped: {capability.name} is not available here ({capability.reason})")
+    return capability.available
+
 
 def _short_reason(exc: BaseException) -> str:
     """First meaningful line of an exception, trimmed for a table cell."""
@@ -220,12 +257,13 @@ def capabilities(timeout: float = 120.0, refresh: bool = False) -> tuple[Capabil
     Results are cached for the process and as an entry of :mod:`deitlab.cache` (keyed by
     the interpreter and the installed versions), so only the first call on a machine
     takes ~30 s. ``refresh=True`` probes again, every time it is passed. A cache that
-    cannot be written is announced in one line; the probes then run without it.
+    cannot be written is announced in one line; the probes then run without it. The paths
+    named in ``DEITLAB_DISABLE`` are reported missing (never cached that way).
     """
     key = _cache_key()
     memo = json.dumps(key, sort_keys=True)
     if not refresh and memo in _in_process:
-        return _in_process[memo]
+        return _apply_disabled(_in_process[memo])
     try:
         entry = cache.get_or_build("capabilities", "probes", key, _probe_and_save(timeout), [RESULTS], rebuild=refresh)
         try:
@@ -245,7 +283,7 @@ def capabilities(timeout: float = 120.0, refresh: bool = False) -> tuple[Capabil
         print(f"deitlab capabilities: {slow} timed out; these results are kept for this process only", file=sys.stderr)
         results = timed_out.results
     _in_process[memo] = results
-    return results
+    return _apply_disabled(results)
 
 
 def capability_table(caps: tuple[Capability, ...] | None = None) -> str:

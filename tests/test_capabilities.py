@@ -133,3 +133,41 @@ def test_is_available_rejects_unknown_names(monkeypatch):
     assert caps.is_available("x") is True
     with pytest.raises(KeyError):
         caps.is_available("y")
+
+
+def test_deitlab_disable_reports_the_named_paths_missing_but_caches_the_truth(fake_probes, monkeypatch, tmp_path):
+    monkeypatch.setenv("DEITLAB_DISABLE", "executorch, ONNX export + ONNX Runtime")
+    results = {c.name: c for c in caps.capabilities()}
+    assert not results["ExecuTorch + XNNPACK"].available
+    assert results["ExecuTorch + XNNPACK"].reason == "switched off by DEITLAB_DISABLE"
+    assert not results["ONNX export + ONNX Runtime"].available
+    assert results["torch.export"].available
+    assert all(row["available"] for row in json.loads(_results_file(tmp_path).read_text()))
+    monkeypatch.delenv("DEITLAB_DISABLE")
+    assert all(c.available for c in caps.capabilities())  # the memo holds the probed truth too
+
+
+def test_deitlab_disable_rejects_an_unknown_name(monkeypatch):
+    monkeypatch.setenv("DEITLAB_DISABLE", "executorch,teleportation")
+    with pytest.raises(ValueError, match=r"DEITLAB_DISABLE: unknown name\(s\) \['teleportation'\]"):
+        caps.disabled_probes()
+
+
+def test_deitlab_disable_unset_switches_nothing_off(monkeypatch):
+    monkeypatch.delenv("DEITLAB_DISABLE", raising=False)
+    assert caps.disabled_probes() == set()
+
+
+def test_missing_executorch_module_makes_the_section_skip_with_the_probe_reason(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "executorch", None)  # as on a host where ExecuTorch cannot be imported
+    missing = caps.run_probe("ExecuTorch + XNNPACK")
+    assert not missing.available and missing.reason.startswith("not installed: executorch")
+    assert caps.section_runs(missing) is False
+    assert capsys.readouterr().out == f"skipped: ExecuTorch + XNNPACK is not available here ({missing.reason})\n"
+
+
+def test_section_runs_is_silent_when_the_path_works(capsys):
+    assert caps.section_runs(caps.Capability("torch.export", True, "ok")) is True
+    assert capsys.readouterr().out == ""

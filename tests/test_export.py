@@ -366,3 +366,21 @@ def test_onnx_quantization_does_not_install_a_root_handler(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["WARNING", "0", "0"]
     assert "pre-processing" not in done.stderr
+
+
+def test_deitlab_disable_makes_executorch_and_onnx_report_missing_without_writing(
+    monkeypatch, model_and_inputs, tmp_path
+):
+    monkeypatch.setenv("DEITLAB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(capabilities, "_in_process", {})
+    monkeypatch.setattr(
+        capabilities, "_probe_in_subprocess", lambda name, timeout: capabilities.Capability(name, True, "ok")
+    )
+    monkeypatch.setenv("DEITLAB_DISABLE", "executorch,onnx")
+    model, x = model_and_inputs
+    pte = export.export_executorch(model, x, tmp_path / "m.pte", quantize=True)
+    onnx_int8 = export.export_onnx(model, x, tmp_path / "m.onnx", quantize=True)
+    for artifact in (pte, onnx_int8):
+        assert not artifact.available and artifact.reason == "switched off by DEITLAB_DISABLE"
+        assert artifact.runner is None and artifact.row()["runs here"] == "❌"
+    assert not (tmp_path / "m.pte").exists() and not (tmp_path / "m.onnx").exists()

@@ -511,6 +511,8 @@ def export_onnx_static_int8(
 ) -> Artifact:
     """ONNX Runtime static int8: ``quantize_static`` in QDQ format, per-channel weights, calibrated on real inputs.
 
+    Only the matmuls and convolutions are quantized (:data:`STATIC_INT8_OPS`); the other ops stay fp32.
+
     ``calibration`` (an N×C×H×W batch, fed one image at a time by a ``CalibrationDataReader``)
     fixes every activation's int8 range ahead of time; parity is measured on ``inputs``.
     """
@@ -522,7 +524,8 @@ def export_onnx_static_int8(
     fp32_key = {"model": fingerprint, "quantize": False, "max_batch": max_batch, "shape": list(inputs.shape[1:])}
     reduce_range = onnx_reduce_range()
     calibration_hash = hashlib.sha256(calibration.numpy().tobytes()).hexdigest()[:16]
-    key = {**fp32_key, "quantize": "static-qdq", "reduce_range": reduce_range, "calibration": calibration_hash}
+    static = {"quantize": "static-qdq", "ops": list(STATIC_INT8_OPS), "calibration": calibration_hash}
+    key = {**fp32_key, **static, "reduce_range": reduce_range}
     example = _export_example(inputs)
 
     def save(target: Path) -> None:
@@ -601,6 +604,11 @@ def _quantize_onnx(source: Path, target: Path, reduce_range: bool) -> None:
         )
 
 
+#: The ONNX ops ``export_onnx_static_int8`` quantizes: the matmuls only. With Softmax, Add and LayerNorm outputs
+#: also in int8, DeiT-B's top-1 agreement on the shipped photos fell to 71 % (measured, max |Δlogit| 0.9).
+STATIC_INT8_OPS = ("MatMul", "Gemm", "Conv")
+
+
 def _quantize_onnx_static(source: Path, target: Path, calibration: torch.Tensor, reduce_range: bool) -> None:
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -627,4 +635,5 @@ def _quantize_onnx_static(source: Path, target: Path, calibration: torch.Tensor,
             reduce_range=reduce_range,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            op_types_to_quantize=list(STATIC_INT8_OPS),
         )

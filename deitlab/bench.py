@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from deitlab import export
+from deitlab import compiled, export
 from deitlab.env import cpu_features, report
 from deitlab.measure import clock, fixed_threads, time_call
 from deitlab.quant import legacy_dynamic_int8
@@ -46,6 +46,7 @@ class Variant:
     build: Builder
     thread_bound: bool = False  # the runner fixes its thread count when built (ONNX Runtime)
     precision: str = "fp32"  # the arithmetic of its matmuls: "fp32", "bf16" or "int8"
+    parity_chunk: int = export.MAX_BATCH  # rows per call in the parity check (compiled variants: 1, one graph)
 
 
 def _artifact_runner(artifact: export.Artifact) -> export.Artifact:
@@ -110,6 +111,46 @@ def _compiled(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -
     return torch.compile(copy.deepcopy(model))
 
 
+def calibration_inputs(inputs: torch.Tensor) -> torch.Tensor:
+    """The images static int8 variants calibrate on: the parity inputs mirrored left–right.
+
+    The same kind of real images, but not the very tensors parity is then measured on.
+    """
+    return export.check_inputs(inputs).flip(-1).contiguous()
+
+
+def _require_fast_bf16(what: str) -> None:
+    if not has_fast_bf16():
+        raise VariantUnavailable(
+            f"this CPU has no AVX512-BF16/AMX: {what} would emulate bf16 matmuls, slower than fp32"
+        )
+
+
+def _compiled_bf16(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
+    _require_fast_bf16("bf16 autocast + torch.compile")
+    return compiled.compile_frozen(copy.deepcopy(model), bf16=True)
+
+
+def _pt2e(mixed_bf16: bool = False, max_autotune: bool = False) -> Builder:
+    def build(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
+        if mixed_bf16:
+            _require_fast_bf16("int8-mixed-bf16 (the non-quantized ops in bf16)")
+        try:
+            import torchao.quantization.pt2e  # noqa: F401
+        except ModuleNotFoundError as exc:
+            raise VariantUnavailable("torchao is not installed (pip install 'deitlab[deploy]')") from exc
+        reduce_range = not cpu_features().get("VNNI", False)
+        return compiled.pt2e_int8(model, calibration_inputs(inputs), reduce_range, mixed_bf16, max_autotune)
+
+    return build
+
+
+def _onnx_static(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> export.Artifact:
+    return _artifact_runner(
+        export.export_onnx_static_int8(model, inputs, calibration_inputs(inputs), reference=reference)
+    )
+
+
 #: A quantized layer this many times slower than fp32 means a fallback kernel: not worth timing.
 SLOW_KERNEL_FACTOR = 5.0
 
@@ -132,24 +173,33 @@ def linear_slowdown(fp32_model: nn.Module, quantized_model: nn.Module, tokens: i
     return quantized_ms / fp32_ms
 
 
+def _torchao_quantized(model: nn.Module, config_name: str) -> nn.Module:
+    """A copy of ``model`` quantized by torchao's ``config_name``; unavailable when its int8 kernel is a fallback."""
+    try:
+        import torchao.quantization as tq
+    except ModuleNotFoundError as exc:
+        raise VariantUnavailable("torchao is not installed (pip install 'deitlab[deploy]')") from exc
+    quantized = copy.deepcopy(model)
+    _quiet(lambda: tq.quantize_(quantized, getattr(tq, config_name)()))
+    slowdown = linear_slowdown(model, quantized)
+    if slowdown > SLOW_KERNEL_FACTOR:
+        isa = ", ".join(name for name, present in cpu_features().items() if present) or "no SIMD features detected"
+        raise VariantUnavailable(
+            f"torchao's {config_name} linear runs {slowdown:.0f}× slower than fp32 on this CPU ({isa}): "
+            "a fallback kernel, so the whole model is not timed"
+        )
+    return quantized
+
+
 def _torchao(config_name: str) -> Builder:
     def build(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
-        try:
-            import torchao.quantization as tq
-        except ModuleNotFoundError as exc:
-            raise VariantUnavailable("torchao is not installed (pip install 'deitlab[deploy]')") from exc
-        quantized = copy.deepcopy(model)
-        _quiet(lambda: tq.quantize_(quantized, getattr(tq, config_name)()))
-        slowdown = linear_slowdown(model, quantized)
-        if slowdown > SLOW_KERNEL_FACTOR:
-            isa = ", ".join(name for name, present in cpu_features().items() if present) or "no SIMD features detected"
-            raise VariantUnavailable(
-                f"torchao's {config_name} linear runs {slowdown:.0f}× slower than fp32 on this CPU ({isa}): "
-                "a fallback kernel, so the whole model is not timed"
-            )
-        return quantized
+        return _torchao_quantized(model, config_name)
 
     return build
+
+
+def _torchao_compiled(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
+    return compiled.compile_frozen(_torchao_quantized(model, "Int8DynamicActivationInt8WeightConfig"))
 
 
 def _onnx(quantize: bool) -> Builder:
@@ -194,16 +244,82 @@ VARIANTS: dict[str, Variant] = {
         Variant(
             "torchao-int8wo", "torchao int8 weight-only", "modern", _torchao("Int8WeightOnlyConfig"), precision="int8"
         ),
+        Variant(
+            "compile-bf16", "torch.compile bf16 autocast", "modern", _compiled_bf16, precision="bf16", parity_chunk=1
+        ),
+        Variant("pt2e-int8", "PT2E static int8 + compile", "modern", _pt2e(), precision="int8", parity_chunk=1),
+        Variant(
+            "pt2e-int8-bf16",
+            "PT2E int8-mixed-bf16 + compile",
+            "modern",
+            _pt2e(mixed_bf16=True),
+            precision="int8",
+            parity_chunk=1,
+        ),
+        Variant(
+            "pt2e-int8-bf16-autotune",
+            "PT2E int8-mixed-bf16 + compile max-autotune",
+            "modern",
+            _pt2e(mixed_bf16=True, max_autotune=True),
+            precision="int8",
+            parity_chunk=1,
+        ),
+        Variant(
+            "torchao-int8-compile",
+            "torchao int8 dynamic + compile",
+            "modern",
+            _torchao_compiled,
+            precision="int8",
+            parity_chunk=1,
+        ),
         Variant("ort-fp32", "ONNX Runtime fp32", "modern", _onnx(False), thread_bound=True),
         Variant("ort-int8", "ONNX Runtime int8", "modern", _onnx(True), thread_bound=True, precision="int8"),
+        Variant(
+            "ort-int8-static",
+            "ONNX Runtime int8 static (QDQ)",
+            "modern",
+            _onnx_static,
+            thread_bound=True,
+            precision="int8",
+        ),
         Variant("executorch-fp32", "ExecuTorch XNNPACK fp32", "modern", _executorch(False)),
         Variant("executorch-int8", "ExecuTorch XNNPACK int8", "modern", _executorch(True), precision="int8"),
     )
 }
 TUTORIAL_VARIANTS = tuple(name for name, v in VARIANTS.items() if v.family == "tutorial")
-#: What ``deitlab bench --quick`` runs: the baseline, the tutorial's int8 step and the modern int8 paths
-#: that build in seconds (ExecuTorch is left out: lowering DeiT-B takes over two minutes on two cores).
-QUICK_VARIANTS = ("eager-fp32", "eager-int8", "torchao-int8", "ort-fp32", "ort-int8")
+#: What ``deitlab bench --quick`` always runs: the baseline, the tutorial's int8 step and ONNX Runtime fp32/int8
+#: (ExecuTorch is left out: lowering DeiT-B takes over two minutes on two cores).
+QUICK_BASE = ("eager-fp32", "eager-int8", "ort-fp32", "ort-int8")
+#: The fastest paths for each kind of x86 CPU, added by ``--quick`` (see :func:`quick_variants`).
+QUICK_BY_CPU = {
+    "AMX": ("pt2e-int8-bf16", "pt2e-int8", "compile-bf16"),
+    "VNNI": ("pt2e-int8", "ort-int8-static"),
+    "AVX2": ("pt2e-int8", "ort-int8-static"),
+}
+
+
+def quick_cpu_kind(features: dict[str, bool] | None = None) -> str | None:
+    """Which row of :data:`QUICK_BY_CPU` a CPU with these features (default: this one's) belongs to, if any."""
+    features = cpu_features() if features is None else features
+    if features.get("AMX") or features.get("BF16"):
+        return "AMX"
+    for kind in ("VNNI", "AVX2"):
+        if features.get(kind):
+            return kind
+    return None
+
+
+def quick_variants(features: dict[str, bool] | None = None) -> tuple[str, ...]:
+    """The variants ``deitlab bench --quick`` runs on a CPU with ``features`` (default: probed here).
+
+    :data:`QUICK_BASE` plus the best paths for the CPU: AMX or AVX512-BF16 → the compiled
+    int8-mixed-bf16, int8 and bf16 paths; VNNI or AVX2 only → PT2E int8 + compile and
+    ONNX Runtime static int8 (bf16 is emulated there, slower than fp32).
+    """
+    kind = quick_cpu_kind(features)
+    return QUICK_BASE + (QUICK_BY_CPU[kind] if kind else ())
+
+
 BASELINE = "eager-fp32"
 
 
@@ -332,7 +448,7 @@ def _build(variant: Variant, model: nn.Module, inputs: torch.Tensor, reference: 
             runner, check = runner.runner, runner.parity
         else:
             with torch.inference_mode():
-                candidate = _quiet(lambda: export.run_chunked(runner, inputs))
+                candidate = _quiet(lambda: export.run_chunked(runner, inputs, variant.parity_chunk))
             check = export.parity(reference, candidate)
     except (VariantUnavailable, export.ExportUnavailable) as exc:
         return None, clock() - started, None, str(exc)
@@ -372,7 +488,7 @@ def tutorial_table(df: pd.DataFrame, batch: int = 1) -> pd.DataFrame:
 
 def summary_table(df: pd.DataFrame) -> pd.DataFrame:
     """A compact view for printing: one line per variant × batch × threads, fastest first."""
-    cols = ["variant", "batch", "threads", "status", "median_ms", "iqr_ms", "images_per_s", "speedup",
+    cols = ["variant", "batch", "threads", "status", "build_s", "median_ms", "iqr_ms", "images_per_s", "speedup",
             "max_abs_diff", "top1_agreement", "reason"]  # fmt: skip
     present = [c for c in cols if c in df]
     return df[present].sort_values(["batch", "threads", "median_ms"], na_position="last").reset_index(drop=True)

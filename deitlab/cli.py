@@ -152,8 +152,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.list:
         from deitlab import bench
 
+        quick = bench.quick_variants()
         for name, variant in bench.VARIANTS.items():
-            print(f"{name:22} {variant.family:9} {variant.label}")
+            marker = "quick" if name in quick else ""
+            print(f"{name:24} {variant.family:9} {variant.precision:5} {marker:5} {variant.label}")
         return 0
     out = _writable_folder(args.out)  # first: no heavy import before a bad --out is reported
 
@@ -168,7 +170,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     except UnknownModelError as exc:
         raise UserError(f"--model: {exc}") from None
     try:
-        variants = bench.resolve_variants(args.variants or (bench.QUICK_VARIANTS if args.quick else None))
+        variants = bench.resolve_variants(args.variants or (bench.quick_variants() if args.quick else None))
     except ValueError as exc:
         raise UserError(f"--variants: {exc}") from None
     repeats = args.repeats or (5 if args.quick else 20)
@@ -275,7 +277,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--repeats", type=_positive_int, default=None, help="timed runs per measurement (default 20; quick 5)"
     )
     bench.add_argument("--warmup", type=_positive_int, default=None, help="untimed warm-up runs (default 3; quick 1)")
-    bench.add_argument("--quick", action="store_true", help="few repeats and the fast variants only")
+    bench.add_argument(
+        "--quick",
+        action="store_true",
+        help="few repeats; the baseline and the fastest variants for this CPU (see --list)",
+    )
     bench.add_argument("--out", default="build/bench", help="folder for bench.csv and bench.json")
     bench.add_argument("--list", action="store_true", help="list the variants and exit")
     bench.set_defaults(handler=_cmd_bench)

@@ -39,7 +39,9 @@ def test_resolve_variants():
 
 def test_tutorial_variants_come_first_in_table_order():
     assert bench.TUTORIAL_VARIANTS == ("eager-fp32", "scripted", "scripted-int8", "scripted-int8-mobile", "lite")
-    assert set(bench.QUICK_VARIANTS) <= set(bench.VARIANTS)
+    assert set(bench.QUICK_BASE) <= set(bench.VARIANTS) and all(
+        set(v) <= set(bench.VARIANTS) for v in bench.QUICK_BY_CPU.values()
+    )
 
 
 def test_batch_of_repeats_inputs():
@@ -310,3 +312,105 @@ def test_checks_for_notebook_07():
         checks.check_fastest_variant(df.assign(model="custom"), "ort-int8")
     with pytest.raises(checks.CheckFailed, match="could not run"):
         checks.check_fastest_variant(df[df.status == "ok"], "ort-int8")
+
+
+NEW_VARIANTS = ["compile-bf16", "pt2e-int8", "pt2e-int8-bf16", "torchao-int8-compile", "ort-int8-static"]
+
+
+def test_new_variants_build_pass_parity_and_report_their_build_time(tiny, monkeypatch):
+    pytest.importorskip("torchao")
+    model, x = tiny
+    monkeypatch.setattr(bench, "has_fast_bf16", lambda: True)  # emulated bf16 still computes the right thing
+    monkeypatch.setattr(bench, "linear_slowdown", lambda fp32, quantized: 1.0)
+    df = bench.run_benchmark(
+        model, x, ["eager-fp32", *NEW_VARIANTS], repeats=2, warmup=1, threads=(1,), min_agreement=0.75, progress=False
+    )
+    rows = df.set_index("variant")
+    assert (rows.status == "ok").all(), rows.reason.to_dict()
+    assert (rows.loc[NEW_VARIANTS, "build_s"] > 0).all() and (rows.loc[NEW_VARIANTS, "median_ms"] > 0).all()
+    assert (rows.loc[NEW_VARIANTS, "top1_agreement"] >= 0.75).all()
+    assert (rows.loc[NEW_VARIANTS, "max_abs_diff"] > 0).all()  # lower precision: not bit-identical to fp32
+    assert rows.precision.to_dict() == {
+        "eager-fp32": "fp32", "compile-bf16": "bf16", "pt2e-int8": "int8", "pt2e-int8-bf16": "int8",
+        "torchao-int8-compile": "int8", "ort-int8-static": "int8",
+    }  # fmt: skip
+    assert "build_s" in bench.summary_table(df).columns
+
+
+def test_compiled_builds_leave_inductor_settings_as_they_were(tiny):
+    import torch._inductor.config as inductor_config
+
+    pytest.importorskip("torchao")
+    model, x = tiny
+    before = (inductor_config.freezing, inductor_config.pre_grad_custom_pass)
+    df = bench.run_benchmark(model, x, ["pt2e-int8"], repeats=1, warmup=0, threads=(1,), progress=False)
+    assert df.status.iloc[0] == "ok"
+    assert (inductor_config.freezing, inductor_config.pre_grad_custom_pass) == before
+
+
+def test_bf16_variants_are_skipped_with_the_reason_on_a_cpu_without_native_bf16(tiny, monkeypatch):
+    model, x = tiny
+    monkeypatch.setattr(bench, "has_fast_bf16", lambda: False)
+    df = bench.run_benchmark(
+        model, x, ["eager-fp32", "compile-bf16", "pt2e-int8-bf16"], repeats=1, warmup=0, threads=(1,), progress=False
+    )
+    skipped = df[df.variant != "eager-fp32"]
+    assert (skipped.status == "unavailable").all() and skipped.reason.str.contains("no AVX512-BF16/AMX").all()
+
+
+def test_torchao_compile_with_a_fallback_kernel_is_skipped_before_compiling(tiny, monkeypatch):
+    pytest.importorskip("torchao")
+    model, x = tiny
+    monkeypatch.setattr(bench, "linear_slowdown", lambda fp32, quantized: 40.0)
+    monkeypatch.setattr(bench.compiled, "compile_frozen", lambda *a, **k: pytest.fail("compiled a fallback kernel"))
+    df = bench.run_benchmark(model, x, ["torchao-int8-compile"], repeats=1, warmup=0, threads=(1,), progress=False)
+    assert df.status.iloc[0] == "unavailable" and "40× slower than fp32" in df.reason.iloc[0]
+
+
+def test_pt2e_without_torchao_is_skipped_with_the_install_hint(tiny, monkeypatch):
+    model, x = tiny
+    monkeypatch.setitem(__import__("sys").modules, "torchao.quantization.pt2e", None)
+    df = bench.run_benchmark(model, x, ["pt2e-int8"], repeats=1, warmup=0, threads=(1,), progress=False)
+    assert df.status.iloc[0] == "unavailable" and "torchao is not installed" in df.reason.iloc[0]
+
+
+def test_ort_static_is_skipped_when_onnx_runtime_cannot_run(tiny, monkeypatch):
+    model, x = tiny
+    missing = tuple(
+        capabilities.Capability(n, n != "ONNX export + ONNX Runtime", "no onnxruntime here")
+        for n in capabilities.PROBES
+    )
+    monkeypatch.setattr(capabilities, "capabilities", lambda *a, **k: missing)
+    df = bench.run_benchmark(model, x, ["ort-int8-static"], repeats=1, warmup=0, threads=(1,), progress=False)
+    assert df.status.iloc[0] == "unavailable" and df.reason.iloc[0] == "no onnxruntime here"
+
+
+def test_calibration_inputs_are_real_images_other_than_the_parity_inputs():
+    x = torch.arange(8.0).view(2, 1, 2, 2)
+    calibration = bench.calibration_inputs(x)
+    assert calibration.shape == x.shape and not torch.equal(calibration, x)
+    assert torch.equal(calibration.flip(-1), x)
+    with pytest.raises(ValueError, match="N×C×H×W"):
+        bench.calibration_inputs(torch.zeros(3, 4))
+
+
+@pytest.mark.parametrize(
+    ("features", "kind", "added"),
+    [
+        ({"AVX2": True, "AVX-512": True, "VNNI": True, "BF16": True, "AMX": True}, "AMX", "pt2e-int8-bf16"),
+        ({"AVX2": True, "AVX-512": True, "VNNI": True, "BF16": False, "AMX": False}, "VNNI", "pt2e-int8"),
+        ({"AVX2": True, "AVX-512": False, "VNNI": False, "BF16": False, "AMX": False}, "AVX2", "pt2e-int8"),
+        ({"NEON": True}, None, None),
+    ],
+)
+def test_quick_variants_follow_the_cpu_features(features, kind, added, monkeypatch):
+    assert bench.quick_cpu_kind(features) == kind
+    chosen = bench.quick_variants(features)
+    assert chosen[: len(bench.QUICK_BASE)] == bench.QUICK_BASE and set(chosen) <= set(bench.VARIANTS)
+    assert chosen[len(bench.QUICK_BASE) :] == (bench.QUICK_BY_CPU[kind] if kind else ())
+    if added:
+        assert added in chosen
+    monkeypatch.setattr(bench, "cpu_features", lambda: features)
+    assert bench.quick_variants() == chosen
+    bf16_paths = {name for name in chosen if bench.VARIANTS[name].precision == "bf16" or "bf16" in name}
+    assert bool(bf16_paths) == (kind == "AMX")  # bf16 only where the CPU has native bf16

@@ -39,9 +39,31 @@ def test_quick_run_on_tiny_model_writes_csv_and_json(tmp_path, capsys):
     assert len(payload["results"][0]["samples_ms"]) == 5
 
 
-def test_list_variants(capsys):
+def test_list_variants_marks_the_quick_ones_for_this_cpu(monkeypatch, capsys):
+    monkeypatch.setattr(bench, "cpu_features", lambda: {"AVX2": True, "VNNI": True, "BF16": True, "AMX": True})
     assert main(["bench", "--list"]) == 0
-    assert "executorch-int8" in capsys.readouterr().out
+    lines = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()}
+    assert set(lines) == set(bench.VARIANTS)
+    assert {name for name, words in lines.items() if "quick" in words} == set(bench.quick_variants())
+    assert lines["compile-bf16"][2] == "bf16" and lines["pt2e-int8"][2] == "int8"
+
+
+@pytest.mark.parametrize(
+    "features",
+    [{"AVX2": True, "VNNI": False, "BF16": False, "AMX": False}, {"AVX2": True, "VNNI": True, "AMX": True}],
+)
+def test_quick_runs_the_variants_chosen_for_the_probed_cpu(features, monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_run(model, inputs, variants, *args, **kwargs):
+        seen["variants"] = variants
+        return pd.DataFrame({"variant": variants, "batch": 1, "threads": 1, "status": "ok", "median_ms": 1.0})
+
+    monkeypatch.setattr(bench, "cpu_features", lambda: features)
+    monkeypatch.setattr(bench, "run_benchmark", fake_run)
+    assert main(["bench", "--model", "tiny-deit-random", "--quick", "--out", str(tmp_path)]) == 0
+    assert seen["variants"] == list(bench.quick_variants(features))
+    assert ("pt2e-int8-bf16" in seen["variants"]) == bool(features.get("AMX"))
 
 
 def test_unknown_variant_is_a_clear_error(capsys):

@@ -1,0 +1,69 @@
+"""deitlab.compiled on a tiny model: settings are scoped, runners return float32 logits close to eager."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch._inductor.config as inductor_config
+from torch import nn
+
+from deitlab import compiled
+
+
+@pytest.fixture
+def tiny():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10)).eval()
+    return model, torch.randn(6, 1, 8, 8)
+
+
+def test_inductor_settings_apply_inside_and_restore_after():
+    before = inductor_config.freezing
+    with compiled.inductor_settings({"freezing": not before}):
+        assert inductor_config.freezing is (not before)
+    assert inductor_config.freezing is before
+    with (
+        pytest.raises(ValueError, match="unknown inductor option.*warp_speed"),
+        compiled.inductor_settings({"warp_speed": True}),
+    ):
+        pass
+
+
+@pytest.mark.parametrize("bf16", [False, True])
+def test_compile_frozen_matches_eager_and_returns_float32(tiny, bf16):
+    model, x = tiny
+    runner = compiled.compile_frozen(model, bf16=bf16)
+    with torch.inference_mode():
+        out, expected = runner(x), model(x)
+    assert out.dtype == torch.float32 and out.shape == expected.shape
+    assert torch.allclose(out, expected, atol=0.05 if bf16 else 1e-4)
+    assert inductor_config.freezing is False
+
+
+def test_importing_the_x86_quantizer_leaves_the_global_pass_alone():
+    pytest.importorskip("torchao")
+    before = inductor_config.pre_grad_custom_pass
+    module = compiled.x86_quantizer_module()
+    assert hasattr(module, "X86InductorQuantizer") and inductor_config.pre_grad_custom_pass is before
+
+
+@pytest.mark.parametrize("mixed_bf16", [False, True])
+def test_pt2e_int8_runs_any_batch_size_close_to_eager(tiny, mixed_bf16):
+    pytest.importorskip("torchao")
+    model, x = tiny
+    before = inductor_config.pre_grad_custom_pass
+    runner = compiled.pt2e_int8(model, x.flip(-1), reduce_range=True, mixed_bf16=mixed_bf16)
+    assert runner.options["pre_grad_custom_pass"] is not None and runner.options["freezing"] is True
+    with torch.inference_mode():
+        for batch in (1, 4):
+            out, expected = runner(x[:batch]), model(x[:batch])
+            assert out.dtype == torch.float32 and out.shape == expected.shape
+            assert (out - expected).abs().max() < 0.1 * expected.abs().max()
+    assert inductor_config.pre_grad_custom_pass is before and inductor_config.freezing is False
+
+
+def test_pt2e_int8_rejects_an_empty_calibration_batch(tiny):
+    pytest.importorskip("torchao")
+    model, x = tiny
+    with pytest.raises(ValueError, match="calibration must be a non-empty batch"):
+        compiled.pt2e_int8(model, x[:0], reduce_range=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -194,32 +195,128 @@ def test_count_flops_of_a_vit_by_group():
         roofline.count_flops(model, torch.zeros(28, 28))
 
 
-def test_matmul_peak_and_percent():
-    fp32 = roofline.matmul_peak("fp32", m=32, k=64, n=64, repeats=2)
-    int8 = roofline.matmul_peak("int8", m=32, k=64, n=64, repeats=2)
-    assert fp32 > 0 and int8 > 0
-    assert roofline.percent_of_peak(2e9, 1.0, 4.0) == pytest.approx(50.0)
-    with pytest.raises(ValueError, match="'fp32' or 'int8'"):
+def test_matmul_layers_and_intensity():
+    from timm.models.vision_transformer import VisionTransformer
+
+    vit = VisionTransformer(img_size=28, patch_size=4, in_chans=1, num_classes=10, embed_dim=96, depth=2, num_heads=3)
+    layers = roofline.matmul_layers(vit.eval(), torch.zeros(1, 1, 28, 28))
+    assert len(layers) == 1 + 2 * 4 + 1  # patch embedding, 4 linears per block, head
+    first = layers.iloc[0]
+    assert (first.kind, first.m, first.k, first.n) == ("Conv2d", 49, 16, 96)
+    assert layers.flops.sum() == roofline.linear_flops(vit, torch.zeros(1, 1, 28, 28))
+    assert roofline.intensity(2, 3, 4, "fp32") == pytest.approx(2 * 24 / ((6 + 12 + 8) * 4))
+    assert roofline.intensity(2, 3, 4, "int8") == pytest.approx(4 * roofline.intensity(2, 3, 4, "fp32"))
+    table = roofline.intensity_table(layers, batch_sizes=(1, 8))
+    assert "whole model" in table.index and (table["batch 8"] > table["batch 1"]).all()
+    with pytest.raises(ValueError, match="precision must be one of"):
+        roofline.intensity(2, 3, 4, "fp8")
+    with pytest.raises(ValueError, match="positive"):
+        roofline.intensity(0, 3, 4)
+    with pytest.raises(ValueError, match="no layers"):
+        roofline.intensity_table(layers.iloc[:0])
+    with pytest.raises(ValueError, match="batch sizes"):
+        roofline.intensity_table(layers, batch_sizes=(0,))
+
+
+def test_matmul_peak_per_precision_names_its_kernel():
+    for precision in roofline.PRECISIONS:
+        peak = roofline.matmul_peak(precision, m=8, k=16, n=16, repeats=2)
+        assert peak.precision == precision and peak.gflops > 0
+        assert peak.kernel in peak.candidates and peak.gflops == max(peak.candidates.values())
+    assert "torch.mm fp32" in roofline.matmul_peak("fp32", m=8, k=16, n=16, repeats=1).candidates
+    with pytest.raises(ValueError, match="precision must be one of"):
         roofline.matmul_peak("fp8")
     with pytest.raises(ValueError, match="positive"):
+        roofline.matmul_peak("fp32", m=0)
+
+
+def test_memory_bandwidth_and_roofline():
+    assert roofline.memory_bandwidth(megabytes=8, repeats=2) > 0
+    with pytest.raises(ValueError, match="positive"):
+        roofline.memory_bandwidth(megabytes=0)
+    assert roofline.attainable(1.0, peak_gflops=100.0, bandwidth_gbs=10.0) == 10.0
+    assert roofline.attainable(50.0, peak_gflops=100.0, bandwidth_gbs=10.0) == 100.0
+    with pytest.raises(ValueError, match="positive"):
+        roofline.attainable(0.0, 1.0, 1.0)
+    assert roofline.percent_of_peak(2e9, 1.0, 4.0) == pytest.approx(50.0)
+    with pytest.raises(ValueError, match="positive"):
         roofline.percent_of_peak(1.0, 0.0, 1.0)
+
+
+def test_each_variant_is_placed_against_the_peak_of_its_own_precision():
+    peaks = {p: roofline.Peak(p, gflops, "k") for p, gflops in (("fp32", 100.0), ("bf16", 400.0), ("int8", 800.0))}
+    names = [n for n in bench.VARIANTS if n in ("eager-fp32", "eager-bf16", "eager-int8")]
+    timed = pd.DataFrame({
+        "variant": names, "label": names, "precision": [bench.VARIANTS[n].precision for n in names],
+        "batch": 1, "median_ms": 1000.0,
+    })  # fmt: skip
+    placed = roofline.place_variants(timed, 50e9, peaks)
+    assert list(placed["peak used"]) == [bench.VARIANTS[n].precision for n in names]
+    assert list(placed["peak GFLOP/s"]) == [peaks[bench.VARIANTS[n].precision].gflops for n in names]
+    bf16 = placed.set_index("variant").loc["eager-bf16"]
+    assert bf16["% of own peak"] == pytest.approx(12.5)  # 50 GFLOP/s of the bf16 peak, not 50 % of the fp32 one
+    with pytest.raises(ValueError, match=r"no measured peak for precision\(s\) \['bf16'\]"):
+        roofline.place_variants(timed, 50e9, {"fp32": peaks["fp32"], "int8": peaks["int8"]})
+    with pytest.raises(ValueError, match="flops"):
+        roofline.place_variants(timed, 0, peaks)
 
 
 def test_checks_for_notebook_07():
     from deitlab import checks
 
-    samples = [10.0, 11.0, 12.0, 13.0, 50.0]
-    assert "07.1" in repr(checks.check_median_iqr(samples, (12.0, 2.0)))
-    with pytest.raises(checks.CheckFailed, match="mean"):
-        checks.check_median_iqr(samples, (float(np.mean(samples)), 2.0))
-    assert "07.2" in repr(checks.check_percent_of_peak(2e9, 1000.0, 4.0, 50.0))
+    def good_loop(fn, warmup, min_seconds):
+        for _ in range(warmup):
+            fn()
+        samples = []
+        while sum(samples) < min_seconds * 1e3:
+            start = time.perf_counter()
+            fn()
+            samples.append((time.perf_counter() - start) * 1e3)
+        p25, median, p75 = np.percentile(samples, [25, 50, 75])
+        return median, p75 - p25, len(samples)
+
+    def no_warmup(fn, warmup, min_seconds):
+        return good_loop(fn, 0, min_seconds)
+
+    def fixed_count(fn, warmup, min_seconds):
+        for _ in range(warmup):
+            fn()
+        samples = []
+        for _ in range(5):
+            start = time.perf_counter()
+            fn()
+            samples.append((time.perf_counter() - start) * 1e3)
+        return float(np.median(samples)), 0.0, 5
+
+    assert "07.1" in repr(checks.check_timing_loop(good_loop))
+    with pytest.raises(checks.CheckFailed, match="warm-up"):
+        checks.check_timing_loop(no_warmup)
+    with pytest.raises(checks.CheckFailed, match="min_seconds"):
+        checks.check_timing_loop(fixed_count)
+
+    peaks = {"fp32": roofline.Peak("fp32", 100.0, "k"), "int8": roofline.Peak("int8", 400.0, "k")}
+    df = pd.DataFrame({"model": "deit_base", "variant": ["eager-fp32", "eager-int8", "ort-int8", "lite"],
+                       "precision": ["fp32", "int8", "int8", "int8"], "status": ["ok", "ok", "ok", "unavailable"],
+                       "batch": 1, "median_ms": [1000.0, 500.0, 351.0, np.nan]})  # fmt: skip
+    flops = 35.1e9
+    share = 100 * flops / 0.351 / 1e9 / 400.0
+    assert "ort-int8" in repr(checks.check_share_of_own_peak(df, flops, peaks, share))
+    with pytest.raises(checks.CheckFailed, match="fp32 peak"):
+        checks.check_share_of_own_peak(df, flops, peaks, 100 * flops / 0.351 / 1e9 / 100.0)
     with pytest.raises(checks.CheckFailed, match="100"):
-        checks.check_percent_of_peak(2e9, 1000.0, 4.0, 0.5)
-    df = pd.DataFrame({"variant": ["a", "b", "c"], "status": ["ok", "ok", "unavailable"], "batch": [1, 1, 1],
-                       "median_ms": [5.0, 3.0, np.nan]})  # fmt: skip
-    assert "b is the fastest" in repr(checks.check_fastest_variant(df, "b"))
+        checks.check_share_of_own_peak(df, flops, peaks, share / 100)
+    with pytest.raises(checks.CheckFailed, match="FLOPs"):
+        checks.check_share_of_own_peak(df, 1.3e9, peaks, share)
+    with pytest.raises(checks.CheckFailed, match="DeiT-B table"):
+        checks.check_share_of_own_peak(df.assign(model="deit_tiny"), flops, peaks, share)
+
+    assert "ort-int8 is the fastest" in repr(checks.check_fastest_variant(df, "ort-int8"))
     with pytest.raises(checks.CheckFailed, match="median"):
-        checks.check_fastest_variant(df, "a")
+        checks.check_fastest_variant(df, "eager-int8")
+    with pytest.raises(checks.CheckFailed, match="DeiT-B table"):
+        checks.check_fastest_variant(df.assign(model="custom"), "ort-int8")
+    with pytest.raises(checks.CheckFailed, match="could not run"):
+        checks.check_fastest_variant(df[df.status == "ok"], "ort-int8")
 
 
 NEW_VARIANTS = ["compile-bf16", "pt2e-int8", "pt2e-int8-bf16", "torchao-int8-compile", "ort-int8-static"]

@@ -203,15 +203,14 @@ def test_check_qat_stub_placement_catches_a_post_training_qconfig():
         check_qat_stub_placement(prepared, converted(prepared))
 
 
-def test_check_qat_stub_placement_catches_a_quantized_head():
-    prepared = prepared_stubbed(False, tq.get_default_qat_qconfig("x86"), fc_float=False)
-    with pytest.raises(CheckFailed, match="qconfig = None"):
-        check_qat_stub_placement(prepared, converted(prepared))
-
-
-def test_check_qat_stub_placement_catches_a_misplaced_dequant_stub():
-    prepared = prepared_stubbed(False, tq.get_default_qat_qconfig("x86"), fc_float=True)
-    with pytest.raises(CheckFailed, match="DeQuantStub before"):
+@pytest.mark.parametrize(
+    ("stub_before_fc", "fc_float", "hint"),
+    [(False, False, "qconfig = None"), (False, True, "DeQuantStub before")],
+    ids=["quantized head", "misplaced DeQuantStub"],
+)
+def test_check_qat_stub_placement_catches_a_wrong_head(stub_before_fc, fc_float, hint):
+    prepared = prepared_stubbed(stub_before_fc, tq.get_default_qat_qconfig("x86"), fc_float=fc_float)
+    with pytest.raises(CheckFailed, match=hint):
         check_qat_stub_placement(prepared, converted(prepared))
 
 

@@ -161,7 +161,10 @@ def test_deitlab_disable_unset_switches_nothing_off(monkeypatch):
 def test_missing_executorch_module_makes_the_section_skip_with_the_probe_reason(monkeypatch, capsys):
     import sys
 
-    monkeypatch.setitem(sys.modules, "executorch", None)  # as on a host where ExecuTorch cannot be imported
+    # As on a host where ExecuTorch cannot be imported. Submodules that an earlier test in this
+    # worker imported would otherwise still be found in sys.modules, so they are hidden too.
+    for name in {"executorch", *(m for m in sys.modules if m.startswith("executorch."))}:
+        monkeypatch.setitem(sys.modules, name, None)
     missing = caps.run_probe("ExecuTorch + XNNPACK")
     assert not missing.available and missing.reason.startswith("not installed: executorch")
     assert caps.section_runs(missing) is False

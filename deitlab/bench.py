@@ -108,7 +108,7 @@ def _eager_bf16(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor)
 
 
 def _compiled(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
-    return torch.compile(copy.deepcopy(model))
+    return compiled.compile_frozen(copy.deepcopy(model))
 
 
 def calibration_inputs(inputs: torch.Tensor) -> torch.Tensor:
@@ -233,7 +233,7 @@ VARIANTS: dict[str, Variant] = {
         Variant("lite", "lite model (lite interpreter)", "tutorial", _lite, precision="int8"),
         Variant("eager-int8", "quantize_dynamic int8 (eager)", "modern", _eager_int8, precision="int8"),
         Variant("eager-bf16", "eager bf16", "modern", _eager_bf16, precision="bf16"),
-        Variant("compile", "torch.compile (inductor)", "modern", _compiled),
+        Variant("compile", "torch.compile (inductor)", "modern", _compiled, parity_chunk=1),
         Variant(
             "torchao-int8",
             "torchao int8 dynamic",
@@ -456,6 +456,21 @@ def _build(variant: Variant, model: nn.Module, inputs: torch.Tensor, reference: 
     except Exception as exc:  # noqa: BLE001 - one broken variant must not stop the benchmark
         return None, clock() - started, None, f"{type(exc).__name__}: {' '.join(str(exc).split())[:160]}"
     return runner, clock() - started, check, None
+
+
+def build_runner(name: str, model: nn.Module, inputs: torch.Tensor) -> Runner | export.Artifact:
+    """Build one variant outside the benchmark (e.g. to profile it): its runner, or its exported Artifact.
+
+    Exports come from the cache when the same model was exported before. Raises
+    :class:`VariantUnavailable` (with the reason) when the variant cannot run here.
+    """
+    variant = VARIANTS[resolve_variants([name])[0]]
+    model, inputs = model.eval().cpu(), export.check_inputs(inputs)
+    try:
+        built = _quiet(lambda: variant.build(model, inputs, export.reference_logits(model, inputs)))
+    except export.ExportUnavailable as exc:
+        raise VariantUnavailable(str(exc)) from exc
+    return built
 
 
 def _add_speedup(df: pd.DataFrame) -> pd.DataFrame:

@@ -419,3 +419,20 @@ def test_quick_variants_follow_the_cpu_features(features, kind, added, monkeypat
     assert bench.quick_variants() == chosen
     bf16_paths = {name for name in chosen if bench.VARIANTS[name].precision == "bf16" or "bf16" in name}
     assert bool(bf16_paths) == (kind == "AMX")  # bf16 only where the CPU has native bf16
+
+
+def test_build_runner_returns_a_runner_or_the_exported_artifact(tiny):
+    model, x = tiny
+    runner = bench.build_runner("eager-int8", model, x)
+    assert runner(x).shape == (8, 10)
+    onnx = bench.build_runner("ort-fp32", model, x)
+    assert onnx.path.is_file() and torch.allclose(onnx(x), model(x), atol=1e-4)
+    with pytest.raises(ValueError, match="unknown variant"):
+        bench.build_runner("warp-drive", model, x)
+
+
+def test_build_runner_says_why_a_variant_cannot_run(tiny, monkeypatch):
+    model, x = tiny
+    monkeypatch.setattr(bench, "has_fast_bf16", lambda: False)
+    with pytest.raises(bench.VariantUnavailable, match="AVX512-BF16"):
+        bench.build_runner("eager-bf16", model, x)

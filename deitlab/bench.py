@@ -559,7 +559,7 @@ def recommend(df: pd.DataFrame, batch: int = 1, max_abs_diff: float | None = Non
 
 #: The kit's own models that :func:`bench_model` (and ``deitlab bench --model``) builds besides timm/HF names.
 KIT_MODELS: dict[str, str] = {
-    "tiny-deit": "the kit's trained MNIST DeiT (notebook 03)",
+    "tiny-deit": "the kit's trained MNIST DeiT (notebooks 04–07)",
     "tiny-deit-random": "the same tiny DeiT, untrained (for quick tests)",
 }
 

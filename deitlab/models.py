@@ -381,8 +381,8 @@ class ConvStem(nn.Module):
         return self.proj(x).flatten(2).transpose(1, 2)
 
 
-#: The tiny DeiT of notebooks 03–07: a 4×4 grid of tokens from a convolutional stem,
-#: 4 blocks of width 96 (tuned in notebook 03 to pass 95 % on the MNIST subset within
+#: The tiny DeiT of notebooks 04–07: a 4×4 grid of tokens from a convolutional stem,
+#: 4 blocks of width 96 (tuned to pass 95 % on the MNIST subset within
 #: about a minute of 2-core CPU training with distillation).
 TINY_DEIT_CONFIG = dict(
     img_size=28,

@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Arguments of the entry point (also used by ``deitlab distill``)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
-        description="Train notebook 03's distilled tiny DeiT on one process, or data-parallel under torchrun.",
+        description="Train the kit's distilled tiny DeiT (notebooks 04–07) on one process or data-parallel (torchrun).",
     )
     parser.add_argument("--mode", choices=(*MODES, TOKEN_MODE), default=TOKEN_MODE, help="distillation loss")
     parser.add_argument(
@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--student",
         default="tiny",
-        help="'tiny' (notebook 03's student, convolutional stem with BatchNorm), 'tiny-linear' "
+        help="'tiny' (the kit's tiny DeiT, convolutional stem with BatchNorm), 'tiny-linear' "
         "(linear patch embedding, no BatchNorm) or a timm model name",
     )
     parser.add_argument(

@@ -46,12 +46,12 @@ def trained_small_cnn(seed: int = 0, epochs: int = 4, retrain: bool = False) -> 
 
 
 def trained_tiny_deit(seed: int = 0, epochs: int | None = None, retrain: bool = False) -> tuple[nn.Module, list[dict]]:
-    """The tiny DeiT of notebooks 03–07: the DeiT⚗ student distilled from :func:`trained_small_cnn`.
+    """The tiny DeiT of notebooks 04–07: the DeiT⚗ student distilled from :func:`trained_small_cnn`.
 
-    It is the "hard + distillation token" run of notebook 03's ablation (same cache entry
-    for the same seed): a ``VisionTransformerDistilled`` whose eval-mode forward returns
-    one logits tensor (the mean of its class and distillation heads), ready for
-    quantization and export. ``epochs`` overrides the recipe's (default 10).
+    It is trained with the "hard + distillation token" loss of notebook 03: a
+    ``VisionTransformerDistilled`` whose eval-mode forward returns one logits tensor
+    (the mean of its class and distillation heads), ready for quantization and export.
+    ``epochs`` overrides the recipe's (default 10).
     """
     from deitlab.distill import RECIPE, TOKEN_METHOD, train_student
 

@@ -111,3 +111,19 @@ def test_committed_warm_run_has_no_slow_cell_outside_timing_cells() -> None:
     rows = celltimes.read_csv(COMMITTED)
     assert rows and all(r.machine and r.date for r in rows)
     assert celltimes.slow_cells(rows) == []
+
+
+LESSONS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "notebooks" / "solutions").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("notebook", LESSONS, ids=lambda p: p.name)
+def test_every_cell_announcing_a_timing_budget_is_tagged_and_within_the_limit(notebook: Path) -> None:
+    limit = celltimes.TIMING_LIMIT_S
+    for cell in json.loads(notebook.read_text())["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        announces = bool(celltimes.TIMING_LINE.match("".join(cell["source"]).lstrip()))
+        budget = celltimes.timing_budget(cell)
+        where = f"{notebook.name} cell {cell.get('id')}"
+        assert announces == (budget is not None), f"{where}: the '# timing cell' line and the 'timing' tag go together"
+        assert budget is None or budget <= limit, f"{where}: announces {budget} s, more than {limit} s"

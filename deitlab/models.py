@@ -22,12 +22,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import timm
 import torch
 from torch import nn
 
 from deitlab.env import is_online
 from deitlab.i18n.runtime import N_, t
+
+# timm is imported inside the functions that use it: importing it costs seconds (it pulls in torchvision
+# and torch._dynamo), and notebook 05 imports this module for its SmallCNN, which needs no timm.
 
 WEIGHTS_DIR_ENV = "DEITLAB_WEIGHTS_DIR"
 RANDOM_WEIGHTS_BANNER = N_(
@@ -92,6 +94,8 @@ def is_hf_id(name: str) -> bool:
 
 @functools.cache
 def _known_names() -> tuple[str, ...]:
+    import timm
+
     return tuple(timm.list_models(pretrained=True)) + tuple(timm.list_models()) + tuple(HF_ARCHITECTURES)
 
 
@@ -100,6 +104,8 @@ def check_model_name(name: str, extra_names: Iterable[str] = ()) -> None:
 
     ``extra_names`` are further accepted names (e.g. the kit's own models) to suggest.
     """
+    import timm
+
     extra = tuple(extra_names)
     if name in extra or is_hf_id(name) or timm.is_model(name):
         return
@@ -184,6 +190,8 @@ def _timm_hub_cache_file(model: nn.Module) -> str | None:
 
 
 def _load_timm(name: str, local: Path | None, pretrained: bool, **kwargs) -> tuple[nn.Module, WeightsSource]:
+    import timm
+
     if local is not None:
         model = timm.create_model(name, pretrained=False, **kwargs)
         model.load_state_dict(load_state_dict_file(local))

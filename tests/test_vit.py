@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import copy
+import json
+import math
+from pathlib import Path
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -83,6 +89,46 @@ def test_vit_weights_rebuild_the_forward_pass(tiny_vit, pixels):
     with torch.inference_mode():
         expected = tiny_vit(pixel_values=pixels).logits
         assert (_forward(w, pixels) - expected).abs().max() < 1e-5
+
+
+NOTEBOOK_01 = Path(__file__).parents[1] / "notebooks" / "01_vit_transformers.ipynb"
+
+
+def _notebook_functions(notebook: Path, *names: str) -> str:
+    """The source of the functions ``names`` that the notebook's code cells define."""
+    found = {}
+    for cell in json.loads(notebook.read_text(encoding="utf-8"))["cells"]:
+        source = "".join(cell["source"])
+        if cell["cell_type"] != "code" or not any(f"def {name}(" in source for name in names):
+            continue
+        for node in ast.parse(source).body:
+            if isinstance(node, ast.FunctionDef) and node.name in names:
+                found[node.name] = ast.get_source_segment(source, node)
+    assert sorted(found) == sorted(names), f"{notebook.name} no longer defines {set(names) - set(found)}"
+    return "\n\n".join(found.values())
+
+
+def test_notebook_01_forward_pass_by_hand_runs_where_the_model_runs(tiny_vit, pixels):
+    """Notebook 01 on a GPU, on this CPU machine: FakeTensorMode gives tensors the device "cuda" without a
+    GPU (and without values) and raises on any operation that mixes devices."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    code = _notebook_functions(NOTEBOOK_01, "embed", "self_attention", "block", "vit_forward_by_hand")
+    model = copy.deepcopy(tiny_vit)
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        model.to("cuda")  # as the notebook does: vit.to(device), inputs.to(device)
+        batch = pixels.to("cuda")
+        namespace = {"F": nn.functional, "math": math, "torch": torch, "W": vit_weights(model)}
+        exec(code, namespace)
+        by_hand = namespace["vit_forward_by_hand"](batch)
+        library = model(pixel_values=batch).logits
+        assert by_hand.device.type == "cuda" and by_hand.shape == library.shape
+        assert (by_hand - library).abs().max().device.type == "cuda"  # the notebook's comparison, on one device
+        use_eager_attention(model)
+        attentions = torch.stack(model(pixel_values=batch, output_attentions=True).attentions).cpu()
+        assert attention_rollout(attentions).device.type == "cpu"  # the plots' side of the notebook
+        with pytest.raises(RuntimeError, match="device"):  # what the notebook would hit with a batch left on the CPU
+            namespace["vit_forward_by_hand"](pixels)
 
 
 def test_vit_weights_rejects_other_models():

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from deitlab.checks._core import CheckResult, passed, require, require_close
+
+if TYPE_CHECKING:  # only the annotations name pandas; importing it costs notebooks without tables a second
+    import pandas as pd
 
 __all__ = ["check_timing_loop", "check_share_of_own_peak", "check_fastest_variant"]
 

@@ -185,6 +185,8 @@ def _short_reason(exc: BaseException) -> str:
         return f"not installed: executorch (pip install '{pins[0]}', the release built for this torch)"
     if isinstance(exc, ModuleNotFoundError):
         return f"not installed: {exc.name} (pip install 'deitlab[deploy]')"
+    if isinstance(exc, FileNotFoundError) and exc.filename == "flatc":
+        return "this ExecuTorch runs `flatc` to write .pte files and none is on PATH (set FLATC_EXECUTABLE)"
     text = " ".join(str(exc).split())
     if "XNNPACK" in text and "Mobile optimization" in text:
         return "this torch build ships without XNNPACK (official wheels since 2.13)"

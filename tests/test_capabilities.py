@@ -53,6 +53,14 @@ def test_torchao_probe_sees_int8_weights():
     assert caps.run_probe("torchao int8").available
 
 
+def test_missing_flatc_reason_says_how_to_provide_one(monkeypatch):
+    def needs_flatc(workdir):
+        raise FileNotFoundError(2, "No such file or directory", "flatc")
+
+    monkeypatch.setitem(caps.PROBES, "needs flatc", needs_flatc)
+    assert "set FLATC_EXECUTABLE" in caps.run_probe("needs flatc").reason
+
+
 def test_unknown_probe_name_is_a_clear_error():
     with pytest.raises(KeyError, match="unknown capability probe"):
         caps.run_probe("teleportation")

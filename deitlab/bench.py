@@ -140,7 +140,10 @@ def _pt2e(mixed_bf16: bool = False, max_autotune: bool = False) -> Builder:
         except ModuleNotFoundError as exc:
             raise VariantUnavailable("torchao is not installed (pip install 'deitlab[deploy]')") from exc
         reduce_range = not cpu_features().get("VNNI", False)
-        return compiled.pt2e_int8(model, calibration_inputs(inputs), reduce_range, mixed_bf16, max_autotune)
+        try:
+            return compiled.pt2e_int8(model, calibration_inputs(inputs), reduce_range, mixed_bf16, max_autotune)
+        except compiled.PT2EAnnotatedNothing as exc:
+            raise VariantUnavailable(str(exc)) from exc
 
     return build
 

@@ -79,7 +79,7 @@ $(VENV)/.dev-installed: $(VENV)/.deitlab-installed requirements/dev.txt
 	touch $@
 
 # Prove the lower bounds of pyproject.toml: the unit tests on torch 2.11 / torchvision 0.26 /
-# torchao 0.13 (requirements/minimums.txt), in build/minimums (PyPI; ~3 GB on Linux x86-64).
+# torchao 0.17 / ExecuTorch 1.2 (requirements/minimums.txt), in build/minimums (PyPI; ~3 GB on Linux x86-64).
 minimums:
 	$(PYTHON) -m venv build/minimums
 	build/minimums/bin/pip install -r requirements/minimums.txt -e ".[deploy,lab,dev]"

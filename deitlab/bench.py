@@ -25,7 +25,7 @@ from torch import nn
 from deitlab import compiled, export
 from deitlab.env import cpu_features, report
 from deitlab.measure import clock, fixed_threads, time_call
-from deitlab.quant import legacy_dynamic_int8
+from deitlab.quant import legacy_dynamic_int8, torchao_config
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 #: (model, parity inputs, reference logits) -> a runner, or an exported Artifact that knows its parity
@@ -140,7 +140,10 @@ def _pt2e(mixed_bf16: bool = False, max_autotune: bool = False) -> Builder:
         except ModuleNotFoundError as exc:
             raise VariantUnavailable("torchao is not installed (pip install 'deitlab[deploy]')") from exc
         reduce_range = not cpu_features().get("VNNI", False)
-        return compiled.pt2e_int8(model, calibration_inputs(inputs), reduce_range, mixed_bf16, max_autotune)
+        try:
+            return compiled.pt2e_int8(model, calibration_inputs(inputs), reduce_range, mixed_bf16, max_autotune)
+        except compiled.PT2EAnnotatedNothing as exc:
+            raise VariantUnavailable(str(exc)) from exc
 
     return build
 
@@ -173,33 +176,37 @@ def linear_slowdown(fp32_model: nn.Module, quantized_model: nn.Module, tokens: i
     return quantized_ms / fp32_ms
 
 
-def _torchao_quantized(model: nn.Module, config_name: str) -> nn.Module:
-    """A copy of ``model`` quantized by torchao's ``config_name``; unavailable when its int8 kernel is a fallback."""
+def _torchao_quantized(model: nn.Module, variant: str) -> nn.Module:
+    """A copy of ``model`` quantized by torchao (``variant`` as in :func:`deitlab.quant.torchao_config`).
+
+    Unavailable when its int8 kernel is a fallback.
+    """
     try:
-        import torchao.quantization as tq
+        from torchao.quantization import quantize_
     except ModuleNotFoundError as exc:
         raise VariantUnavailable("torchao is not installed (pip install 'deitlab[deploy]')") from exc
+    config = torchao_config(variant)
     quantized = copy.deepcopy(model)
-    _quiet(lambda: tq.quantize_(quantized, getattr(tq, config_name)()))
+    _quiet(lambda: quantize_(quantized, config))
     slowdown = linear_slowdown(model, quantized)
     if slowdown > SLOW_KERNEL_FACTOR:
         isa = ", ".join(name for name, present in cpu_features().items() if present) or "no SIMD features detected"
         raise VariantUnavailable(
-            f"torchao's {config_name} linear runs {slowdown:.0f}× slower than fp32 on this CPU ({isa}): "
+            f"torchao's {type(config).__name__} linear runs {slowdown:.0f}× slower than fp32 on this CPU ({isa}): "
             "a fallback kernel, so the whole model is not timed"
         )
     return quantized
 
 
-def _torchao(config_name: str) -> Builder:
+def _torchao(variant: str) -> Builder:
     def build(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
-        return _torchao_quantized(model, config_name)
+        return _torchao_quantized(model, variant)
 
     return build
 
 
 def _torchao_compiled(model: nn.Module, inputs: torch.Tensor, reference: torch.Tensor) -> Runner:
-    return compiled.compile_frozen(_torchao_quantized(model, "Int8DynamicActivationInt8WeightConfig"))
+    return compiled.compile_frozen(_torchao_quantized(model, "dynamic"))
 
 
 def _onnx(quantize: bool) -> Builder:
@@ -238,12 +245,10 @@ VARIANTS: dict[str, Variant] = {
             "torchao-int8",
             "torchao int8 dynamic",
             "modern",
-            _torchao("Int8DynamicActivationInt8WeightConfig"),
+            _torchao("dynamic"),
             precision="int8",
         ),
-        Variant(
-            "torchao-int8wo", "torchao int8 weight-only", "modern", _torchao("Int8WeightOnlyConfig"), precision="int8"
-        ),
+        Variant("torchao-int8wo", "torchao int8 weight-only", "modern", _torchao("weight_only"), precision="int8"),
         Variant(
             "compile-bf16", "torch.compile bf16 autocast", "modern", _compiled_bf16, precision="bf16", parity_chunk=1
         ),

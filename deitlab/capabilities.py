@@ -88,10 +88,14 @@ def _probe_torch_export(workdir: str) -> str:
 
 
 def _probe_torchao(workdir: str) -> str:
-    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, quantize_
+    from torchao.quantization import quantize_
+
+    from deitlab.quant import torchao_config
 
     model = _TinyNet()
-    quantize_(model, Int8DynamicActivationInt8WeightConfig())
+    quantize_(model, torchao_config("dynamic"))
+    if type(model.linear.weight) is torch.nn.Parameter:
+        raise RuntimeError("quantize_ left the Linear weights in fp32")
     model(*_example())
     kernel = "oneDNN (AVX512-VNNI)" if onednn_int8_matmul() else "a slow reference loop (no AVX512-VNNI or no oneDNN)"
     return f"quantize_ with int8 dynamic activations + int8 weights ran; in eager mode its int8 matmul runs {kernel}"
@@ -181,6 +185,8 @@ def _short_reason(exc: BaseException) -> str:
         return f"not installed: executorch (pip install '{pins[0]}', the release built for this torch)"
     if isinstance(exc, ModuleNotFoundError):
         return f"not installed: {exc.name} (pip install 'deitlab[deploy]')"
+    if isinstance(exc, FileNotFoundError) and exc.filename == "flatc":
+        return "this ExecuTorch runs `flatc` to write .pte files and none is on PATH (set FLATC_EXECUTABLE)"
     text = " ".join(str(exc).split())
     if "XNNPACK" in text and "Mobile optimization" in text:
         return "this torch build ships without XNNPACK (official wheels since 2.13)"

@@ -79,6 +79,31 @@ def x86_quantizer_module() -> ModuleType:
         inductor_config.pre_grad_custom_pass = before
 
 
+class PT2EAnnotatedNothing(RuntimeError):
+    """The PT2E quantizer marked no node of the graph, so the "quantized" model is still fp32."""
+
+
+def quantize_steps(graph: torch.fx.GraphModule) -> int:
+    """How many quantize/dequantize ops a converted PT2E graph holds (0: nothing was quantized)."""
+    return sum("quantize_per" in str(node.target) for node in graph.graph.nodes)
+
+
+def require_quantize_steps(graph: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """``graph`` if PT2E put quantize/dequantize ops into it, else :class:`PT2EAnnotatedNothing`.
+
+    On torch 2.11 (with torchao 0.17, the release built for it) X86InductorQuantizer annotates
+    no node of an exported graph; torch 2.12 with the same torchao does (tested 2026-12-03).
+    """
+    if quantize_steps(graph) == 0:
+        import torchao
+
+        raise PT2EAnnotatedNothing(
+            f"X86InductorQuantizer quantized no op: PT2E int8 needs torch ≥ 2.12 with torchao {torchao.__version__}"
+            f" (this is torch {torch.__version__})"
+        )
+    return graph
+
+
 def pt2e_int8(
     model: nn.Module,
     calibration: torch.Tensor,
@@ -112,6 +137,6 @@ def pt2e_int8(
         observed = prepare_pt2e(captured, quantizer)
         for row in calibration.split(1):
             observed(row)
-        quantized = convert_pt2e(observed)
+        quantized = require_quantize_steps(convert_pt2e(observed))
     options = {**FREEZING, "pre_grad_custom_pass": xiq.quant_lift_up}
     return CompiledRunner(quantized, options, autocast_bf16=mixed_bf16, mode="max-autotune" if max_autotune else None)

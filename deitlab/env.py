@@ -7,6 +7,8 @@ import functools
 import importlib.metadata
 import os
 import platform
+import shutil
+import sysconfig
 import threading
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -272,3 +274,22 @@ def status_line() -> str:
     network = network_status()
     packages = " · ".join(f"{k} {v}" for k, v in versions.items())
     return f"deitlab · {packages} · {device} · {torch.get_num_threads()} {t('threads')} · {network}"
+
+
+def use_environment_flatc() -> str | None:
+    """Point ExecuTorch at the ``flatc`` its wheel installed beside this interpreter; the path, or None.
+
+    ExecuTorch 1.2 and 1.3 (the releases for torch 2.11 and 2.12) write ``.pte`` files by
+    running ``flatc`` from ``PATH`` (or ``FLATC_EXECUTABLE``). Their wheel puts it in the
+    environment's scripts folder, which is not on ``PATH`` when the environment was not
+    activated (a kernel started as ``.venv/bin/jupyter lab``). Sets ``FLATC_EXECUTABLE``
+    to that file when nothing else provides a ``flatc``; later releases carry their own.
+    """
+    beside = Path(sysconfig.get_path("scripts")) / "flatc"
+    if os.environ.get("FLATC_EXECUTABLE") or shutil.which("flatc") or not beside.is_file():
+        return None
+    os.environ["FLATC_EXECUTABLE"] = str(beside)
+    return str(beside)
+
+
+use_environment_flatc()  # before any ExecuTorch export: the kit's modules and notebooks import this one

@@ -24,7 +24,7 @@ import json
 import types
 import warnings
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -332,13 +332,19 @@ def module_types(model: nn.Module) -> dict[str, int]:
 
 
 def torchao_config(variant: str):
-    """The torchao config for ``"dynamic"`` (int8 activations × int8 weights) or ``"weight_only"``."""
+    """The torchao config for ``"dynamic"`` (int8 activations × int8 weights) or ``"weight_only"``.
+
+    Always the config's ``version=2`` (weights become ``Int8Tensor``), torchao 0.18's default:
+    torchao 0.17 (the release for torch 2.11 and 2.12) still defaults to version 1, whose
+    dynamic config silently leaves every Linear with ≤ 16 input features in fp32.
+    """
     from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig
 
     configs = {"dynamic": Int8DynamicActivationInt8WeightConfig, "weight_only": Int8WeightOnlyConfig}
     if variant not in configs:
         raise ValueError(f"unknown torchao variant {variant!r}; choose one of {', '.join(TORCHAO_VARIANTS)}")
-    return configs[variant]()
+    config = configs[variant]
+    return config(version=2) if "version" in {f.name for f in fields(config)} else config()
 
 
 def torchao_int8(

@@ -14,6 +14,12 @@ from torch import nn
 
 from deitlab import bench, capabilities, roofline
 
+#: PT2E's X86InductorQuantizer annotates nothing on torch 2.11 (deitlab.compiled.require_quantize_steps raises).
+needs_pt2e = pytest.mark.skipif(
+    tuple(int(p) for p in torch.__version__.split(".")[:2]) < (2, 12),
+    reason=f"PT2E int8 needs torch >= 2.12 (this is {torch.__version__})",
+)
+
 
 @pytest.fixture(autouse=True)
 def _no_probes(monkeypatch):
@@ -322,6 +328,7 @@ def test_checks_for_notebook_07():
 NEW_VARIANTS = ["compile-bf16", "pt2e-int8", "pt2e-int8-bf16", "torchao-int8-compile", "ort-int8-static"]
 
 
+@needs_pt2e
 def test_new_variants_build_pass_parity_and_report_their_build_time(tiny, monkeypatch):
     pytest.importorskip("torchao")
     model, x = tiny
@@ -342,6 +349,7 @@ def test_new_variants_build_pass_parity_and_report_their_build_time(tiny, monkey
     assert "build_s" in bench.summary_table(df).columns
 
 
+@needs_pt2e
 def test_compiled_builds_leave_inductor_settings_as_they_were(tiny):
     import torch._inductor.config as inductor_config
 
@@ -436,3 +444,14 @@ def test_build_runner_says_why_a_variant_cannot_run(tiny, monkeypatch):
     monkeypatch.setattr(bench, "has_fast_bf16", lambda: False)
     with pytest.raises(bench.VariantUnavailable, match="AVX512-BF16"):
         bench.build_runner("eager-bf16", model, x)
+
+
+def test_pt2e_whose_quantizer_annotates_nothing_is_skipped_with_the_torch_it_needs(tiny, monkeypatch):
+    pytest.importorskip("torchao")
+    model, x = tiny
+    xiq = bench.compiled.x86_quantizer_module()
+    monkeypatch.setattr(xiq.X86InductorQuantizer, "annotate", lambda self, model: model)  # as on torch 2.11
+    monkeypatch.setattr(torch, "__version__", "2.11.0")
+    df = bench.run_benchmark(model, x, ["pt2e-int8"], repeats=1, warmup=0, threads=(1,), progress=False)
+    assert df.status.iloc[0] == "unavailable"
+    assert "needs torch ≥ 2.12" in df.reason.iloc[0] and "this is torch 2.11.0" in df.reason.iloc[0]

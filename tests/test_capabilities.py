@@ -41,6 +41,26 @@ def test_missing_executorch_reason_follows_the_torch_table(monkeypatch, torch_ve
     assert reason in caps.run_probe("missing").reason
 
 
+def test_torchao_probe_fails_when_quantize_leaves_the_weights_in_fp32(monkeypatch):
+    tq = pytest.importorskip("torchao.quantization")
+    monkeypatch.setattr(tq, "quantize_", lambda model, config: model)
+    result = caps.run_probe("torchao int8")
+    assert not result.available and "left the Linear weights in fp32" in result.reason
+
+
+def test_torchao_probe_sees_int8_weights():
+    pytest.importorskip("torchao")
+    assert caps.run_probe("torchao int8").available
+
+
+def test_missing_flatc_reason_says_how_to_provide_one(monkeypatch):
+    def needs_flatc(workdir):
+        raise FileNotFoundError(2, "No such file or directory", "flatc")
+
+    monkeypatch.setitem(caps.PROBES, "needs flatc", needs_flatc)
+    assert "set FLATC_EXECUTABLE" in caps.run_probe("needs flatc").reason
+
+
 def test_unknown_probe_name_is_a_clear_error():
     with pytest.raises(KeyError, match="unknown capability probe"):
         caps.run_probe("teleportation")

@@ -9,6 +9,12 @@ from torch import nn
 
 from deitlab import compiled
 
+#: PT2E's X86InductorQuantizer annotates nothing on torch 2.11 (deitlab.compiled.require_quantize_steps raises).
+needs_pt2e = pytest.mark.skipif(
+    tuple(int(p) for p in torch.__version__.split(".")[:2]) < (2, 12),
+    reason=f"PT2E int8 needs torch >= 2.12 (this is {torch.__version__})",
+)
+
 
 @pytest.fixture
 def tiny():
@@ -47,6 +53,7 @@ def test_importing_the_x86_quantizer_leaves_the_global_pass_alone():
     assert hasattr(module, "X86InductorQuantizer") and inductor_config.pre_grad_custom_pass is before
 
 
+@needs_pt2e
 @pytest.mark.parametrize("mixed_bf16", [False, True])
 def test_pt2e_int8_runs_any_batch_size_close_to_eager(tiny, mixed_bf16):
     pytest.importorskip("torchao")
@@ -67,3 +74,25 @@ def test_pt2e_int8_rejects_an_empty_calibration_batch(tiny):
     model, x = tiny
     with pytest.raises(ValueError, match="calibration must be a non-empty batch"):
         compiled.pt2e_int8(model, x[:0], reduce_range=True)
+
+
+@pytest.fixture
+def quantizer_annotates_nothing(monkeypatch):
+    """X86InductorQuantizer as on torch 2.11 with torchao 0.17: it marks no node."""
+    pytest.importorskip("torchao")
+    xiq = compiled.x86_quantizer_module()
+    monkeypatch.setattr(xiq.X86InductorQuantizer, "annotate", lambda self, model: model)
+    monkeypatch.setattr(torch, "__version__", "2.11.0+cu128")
+
+
+def test_pt2e_int8_refuses_a_graph_the_quantizer_left_in_fp32(tiny, quantizer_annotates_nothing):
+    model, x = tiny
+    with pytest.raises(compiled.PT2EAnnotatedNothing, match=r"needs torch ≥ 2\.12 .*\(this is torch 2\.11\.0\+cu128\)"):
+        compiled.pt2e_int8(model, x, reduce_range=True)
+
+
+def test_quantize_steps_counts_the_quantize_ops_of_a_graph():
+    graph = torch.fx.symbolic_trace(nn.Sequential(nn.Linear(4, 4)))
+    assert compiled.quantize_steps(graph) == 0
+    with pytest.raises(compiled.PT2EAnnotatedNothing, match="quantized no op"):
+        compiled.require_quantize_steps(graph)

@@ -238,3 +238,42 @@ def test_status_line_names_the_device_the_notebooks_use(monkeypatch):
     assert f"CPU ({env.cpu_model()})" in env.status_line() and "MPS" not in env.status_line()
     monkeypatch.delenv(device.DEVICE_ENV)
     assert "Apple MPS GPU; int8 and exports on the CPU" in env.status_line()
+
+
+@pytest.fixture
+def scripts_folder(tmp_path, monkeypatch):
+    """An environment whose scripts folder is ``tmp_path/bin``, an empty PATH and no FLATC_EXECUTABLE."""
+    scripts = tmp_path / "bin"
+    scripts.mkdir()
+    monkeypatch.setattr(env.sysconfig, "get_path", lambda name: str(scripts) if name == "scripts" else "")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.delenv("FLATC_EXECUTABLE", raising=False)
+    return scripts
+
+
+def _executable(path):
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_use_environment_flatc_points_executorch_at_the_one_beside_python(scripts_folder):
+    flatc = _executable(scripts_folder / "flatc")
+    assert env.use_environment_flatc() == str(flatc)
+    assert os.environ["FLATC_EXECUTABLE"] == str(flatc)
+
+
+def test_use_environment_flatc_leaves_a_flatc_on_path_alone(scripts_folder, tmp_path, monkeypatch):
+    _executable(scripts_folder / "flatc")
+    monkeypatch.setenv("PATH", str(_executable(tmp_path / "flatc").parent))
+    assert env.use_environment_flatc() is None and "FLATC_EXECUTABLE" not in os.environ
+
+
+def test_use_environment_flatc_keeps_a_chosen_flatc(scripts_folder, monkeypatch):
+    _executable(scripts_folder / "flatc")
+    monkeypatch.setenv("FLATC_EXECUTABLE", "/opt/flatbuffers/flatc")
+    assert env.use_environment_flatc() is None and os.environ["FLATC_EXECUTABLE"] == "/opt/flatbuffers/flatc"
+
+
+def test_use_environment_flatc_does_nothing_without_one(scripts_folder):
+    assert env.use_environment_flatc() is None and "FLATC_EXECUTABLE" not in os.environ

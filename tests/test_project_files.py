@@ -82,3 +82,46 @@ def test_lock_files_cover_every_declared_dependency():
         declared = {_name(r) for r in project["dependencies"] + _extra_requirements(project, extra)}
         missing = declared - torch_build - pinned
         assert not missing, f"requirements/{lock} lacks {sorted(missing)}: run `make lock`"
+
+
+def _version(text: str) -> tuple[int, ...]:
+    """``"0.17.*"`` / ``"2.11"`` → ``(0, 17)`` / ``(2, 11)``: the numeric release parts."""
+    return tuple(int(part) for part in text.split("+")[0].split(".") if part.isdigit())
+
+
+def _lower_bounds() -> dict[str, tuple[int, ...]]:
+    project = _pyproject()["project"]
+    requirements = project["dependencies"] + project["optional-dependencies"]["deploy"]
+    return {_name(r): _version(r.split(">=")[1]) for r in requirements if ">=" in r}
+
+
+def _minimums() -> dict[str, str]:
+    lines = (ROOT / "requirements" / "minimums.txt").read_text().splitlines()
+    pins = [line.split("#")[0].strip() for line in lines]
+    return {_name(pin): pin.split("==")[1] for pin in pins if "==" in pin}
+
+
+def test_minimums_file_pins_the_lower_bounds_of_torch_torchvision_and_torchao():
+    bounds, pins = _lower_bounds(), _minimums()
+    for name in ("torch", "torchvision", "torchao"):
+        pinned = _version(pins[name])
+        assert pinned[: len(bounds[name])] == bounds[name], f"requirements/minimums.txt: {name}=={pins[name]}"
+
+
+def test_minimums_file_takes_the_torch_tied_releases_from_the_compat_table():
+    from deitlab.compat import tied_requirements
+
+    pins = _minimums()
+    for tied in tied_requirements(pins["torch"]):
+        name, version = tied.split("==")
+        assert _version(pins[name])[: len(_version(version))] == _version(version), f"minimums.txt vs compat: {tied}"
+
+
+def test_every_admitted_torch_gets_a_torchao_the_deploy_extra_admits():
+    from deitlab.compat import TORCH_TIED
+
+    bounds = _lower_bounds()
+    for minor, pins in TORCH_TIED.items():
+        torchao = next(pin for pin in pins if pin.startswith("torchao=="))
+        if _version(minor) >= bounds["torch"]:
+            assert _version(torchao.split("==")[1]) >= bounds["torchao"], f"torch {minor}: {torchao}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import warnings
 
@@ -198,6 +199,30 @@ def test_torchao_int8(variant):
     x = calibration()[0]
     with torch.inference_mode():
         assert quant.sqnr(model(x), quantized(x)) > 25
+
+
+@pytest.mark.parametrize("variant", quant.TORCHAO_VARIANTS)
+def test_torchao_config_asks_for_version_2_where_the_default_is_older(variant, monkeypatch):
+    tq = pytest.importorskip("torchao.quantization")
+    name = {"dynamic": "Int8DynamicActivationInt8WeightConfig", "weight_only": "Int8WeightOnlyConfig"}[variant]
+
+    @dataclasses.dataclass
+    class Version1Default(getattr(tq, name)):  # torchao 0.17's default: small Linears stay fp32
+        version: int = 1
+
+    monkeypatch.setattr(tq, name, Version1Default)
+    assert quant.torchao_config(variant).version == 2
+
+
+def test_torchao_config_without_a_version_field_uses_the_default(monkeypatch):
+    tq = pytest.importorskip("torchao.quantization")
+
+    @dataclasses.dataclass
+    class Unversioned:
+        layout: str = "plain"
+
+    monkeypatch.setattr(tq, "Int8WeightOnlyConfig", Unversioned)
+    assert quant.torchao_config("weight_only") == Unversioned()
 
 
 def test_torchao_bad_variant():

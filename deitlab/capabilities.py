@@ -101,6 +101,19 @@ def _probe_torchao(workdir: str) -> str:
     return f"quantize_ with int8 dynamic activations + int8 weights ran; in eager mode its int8 matmul runs {kernel}"
 
 
+def _probe_pt2e(workdir: str) -> str:
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    from deitlab.compiled import quantize_steps, require_quantize_steps, x86_quantizer_module
+
+    xiq = x86_quantizer_module()
+    quantizer = xiq.X86InductorQuantizer().set_global(xiq.get_default_x86_inductor_quantization_config())
+    prepared = prepare_pt2e(torch.export.export(_TinyNet().eval(), _example()).module(), quantizer)
+    prepared(*_example())
+    converted = require_quantize_steps(convert_pt2e(prepared))
+    return f"X86InductorQuantizer put {quantize_steps(converted)} quantize/dequantize ops into an exported graph"
+
+
 def _probe_executorch(workdir: str) -> str:
     from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
     from executorch.exir import to_edge_transform_and_lower
@@ -133,6 +146,7 @@ PROBES: dict[str, Callable[[str], str]] = {
     "torch.compile": _probe_torch_compile,
     "torch.export": _probe_torch_export,
     "torchao int8": _probe_torchao,
+    "PT2E int8 (X86InductorQuantizer)": _probe_pt2e,
     "ExecuTorch + XNNPACK": _probe_executorch,
     "ONNX export + ONNX Runtime": _probe_onnx,
 }
@@ -148,6 +162,7 @@ DISABLE_NAMES = {
     "compile": "torch.compile",
     "export": "torch.export",
     "torchao": "torchao int8",
+    "pt2e": "PT2E int8 (X86InductorQuantizer)",
     "executorch": "ExecuTorch + XNNPACK",
     "onnx": "ONNX export + ONNX Runtime",
 }

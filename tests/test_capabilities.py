@@ -53,6 +53,17 @@ def test_torchao_probe_sees_int8_weights():
     assert caps.run_probe("torchao int8").available
 
 
+def test_pt2e_probe_sees_quantize_steps_and_fails_when_the_quantizer_annotates_nothing(monkeypatch):
+    pytest.importorskip("torchao")
+    from deitlab import compiled
+
+    assert caps.run_probe("PT2E int8 (X86InductorQuantizer)").available
+    xiq = compiled.x86_quantizer_module()
+    monkeypatch.setattr(xiq.X86InductorQuantizer, "annotate", lambda self, model: model)  # as on torch 2.11
+    result = caps.run_probe("PT2E int8 (X86InductorQuantizer)")
+    assert not result.available and "needs torch ≥ 2.12" in result.reason
+
+
 def test_missing_flatc_reason_says_how_to_provide_one(monkeypatch):
     def needs_flatc(workdir):
         raise FileNotFoundError(2, "No such file or directory", "flatc")

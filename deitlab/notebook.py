@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from datetime import UTC, datetime
 
@@ -28,9 +29,14 @@ KNOWN_WARNINGS: tuple[tuple[str, type[Warning], str], ...] = (
 
 
 def quiet_known_warnings() -> None:
-    """Silence the known, explained deprecation warnings (see ``KNOWN_WARNINGS``)."""
+    """Silence the known, explained deprecation warnings (see ``KNOWN_WARNINGS``).
+
+    Also the profiler library's "gpuGetDeviceCount failed" line on machines without a GPU
+    (``KINETO_LOG_LEVEL``; read when the first profile starts), unless the variable is set.
+    """
     for pattern, category, _reason in KNOWN_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern, category=category)
+    os.environ.setdefault("KINETO_LOG_LEVEL", "5")
 
 
 _started = clock()

@@ -296,8 +296,11 @@ def matmul_peak(precision: str = "fp32", m: int = 197, k: int = 768, n: int = 30
     return Peak(precision, found[kernel], kernel, found)
 
 
-def measure_machine(shape: tuple[int, int, int] = DEIT_B_MLP, repeats: int = 5) -> tuple[float, dict[str, Peak]]:
+def measure_machine(shape: tuple[int, int, int] = DEIT_B_MLP, repeats: int = 20) -> tuple[float, dict[str, Peak]]:
     """Memory bandwidth (GB/s) and the matmul peak of every precision, in a few seconds.
+
+    Each is the best of ``repeats`` runs: a peak is a maximum, and on a shared machine (a
+    cloud VM's neighbours) a few runs are often all slowed down together.
 
     Without bf16 instructions a bf16 matmul is emulated and hundreds of times slower, so its
     peak is timed on a 16× smaller shape (it only shows that bf16 is no option there).

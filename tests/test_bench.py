@@ -455,3 +455,21 @@ def test_pt2e_whose_quantizer_annotates_nothing_is_skipped_with_the_torch_it_nee
     df = bench.run_benchmark(model, x, ["pt2e-int8"], repeats=1, warmup=0, threads=(1,), progress=False)
     assert df.status.iloc[0] == "unavailable"
     assert "needs torch ≥ 2.12" in df.reason.iloc[0] and "this is torch 2.11.0" in df.reason.iloc[0]
+
+
+@pytest.mark.parametrize("fast_bf16", [True, False])
+def test_measure_machine_takes_the_best_of_its_repeats_and_shrinks_emulated_bf16(monkeypatch, fast_bf16):
+    calls = []
+
+    def fake_peak(precision, m, k, n, repeats):
+        calls.append((precision, (m, k, n), repeats))
+        return roofline.Peak(precision, 1.0, "fake")
+
+    monkeypatch.setattr(roofline, "memory_bandwidth", lambda repeats: calls.append(("bandwidth", repeats)) or 20.0)
+    monkeypatch.setattr(roofline, "matmul_peak", fake_peak)
+    monkeypatch.setattr(roofline, "has_fast_bf16", lambda: fast_bf16)
+    bandwidth, peaks = roofline.measure_machine(shape=(32, 64, 128), repeats=7)
+    assert bandwidth == 20.0 and set(peaks) == set(roofline.PRECISIONS)
+    assert ("bandwidth", 7) in calls and ("fp32", (32, 64, 128), 7) in calls and ("int8", (32, 64, 128), 7) in calls
+    bf16 = ("bf16", (32, 64, 128), 7) if fast_bf16 else ("bf16", (2, 4, 8), 1)
+    assert bf16 in calls

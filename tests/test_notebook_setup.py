@@ -1,4 +1,5 @@
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -40,3 +41,12 @@ def test_importing_deitlab_quiets_the_pytree_lines_torchao_logs_on_import():
     )
     assert "register_constant" not in quiet.stderr
     assert logging.getLogger("torch.utils._pytree").getEffectiveLevel() == logging.ERROR
+
+
+def test_quieting_keeps_the_profilers_gpu_count_line_out_unless_the_user_set_a_level(monkeypatch):
+    monkeypatch.delenv("KINETO_LOG_LEVEL", raising=False)
+    notebook.quiet_known_warnings()
+    assert os.environ["KINETO_LOG_LEVEL"] == "5"
+    monkeypatch.setenv("KINETO_LOG_LEVEL", "1")
+    notebook.quiet_known_warnings()
+    assert os.environ["KINETO_LOG_LEVEL"] == "1"

@@ -197,8 +197,13 @@ def test_an_interrupted_build_is_not_an_entry(tmp_path, monkeypatch):
 # --- a real Ctrl-C while torch.save writes (subprocess) ---------------------------------------------
 
 _BIG_TRAINING = """
-    import sys, torch
+    import signal, sys, torch
     from deitlab import train
+
+    # Python raises KeyboardInterrupt on SIGINT only if SIGINT was not ignored when it started, and
+    # children inherit "ignored" from a parent that ran in the background of a non-interactive shell
+    # (CI started as `bash .ci/run &`): restore the handler
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def build():  # 8 x 1600 x 1600 fp32: about 82 MB of weights in 16 records
         return torch.nn.Sequential(*[torch.nn.Linear(1600, 1600) for _ in range(8)])

@@ -472,10 +472,9 @@ def build_runner(name: str, model: nn.Module, inputs: torch.Tensor) -> Runner | 
     variant = VARIANTS[resolve_variants([name])[0]]
     model, inputs = model.eval().cpu(), export.check_inputs(inputs)
     try:
-        built = _quiet(lambda: variant.build(model, inputs, export.reference_logits(model, inputs)))
+        return _quiet(lambda: variant.build(model, inputs, export.reference_logits(model, inputs)))
     except export.ExportUnavailable as exc:
         raise VariantUnavailable(str(exc)) from exc
-    return built
 
 
 def _add_speedup(df: pd.DataFrame) -> pd.DataFrame:

@@ -69,6 +69,19 @@ def test_pt2e_int8_runs_any_batch_size_close_to_eager(tiny, mixed_bf16):
     assert inductor_config.pre_grad_custom_pass is before and inductor_config.freezing is False
 
 
+@needs_pt2e
+@pytest.mark.parametrize("max_autotune", [False, True])
+def test_only_the_max_autotune_runner_silences_the_autotune_report(tiny, max_autotune):
+    pytest.importorskip("torchao")
+    model, x = tiny
+    runner = compiled.pt2e_int8(model, x, reduce_range=True, max_autotune=max_autotune)  # compiles at first call
+    quiet = {k: runner.options.get(k) for k in compiled.QUIET_AUTOTUNE}
+    assert (quiet == compiled.QUIET_AUTOTUNE) is max_autotune
+    with compiled.inductor_settings(runner.options):  # every option name is one inductor knows
+        shown = inductor_config.autotune_num_choices_displayed
+    assert (shown == 0) is max_autotune
+
+
 def test_pt2e_int8_rejects_an_empty_calibration_batch(tiny):
     pytest.importorskip("torchao")
     model, x = tiny

@@ -99,12 +99,6 @@ def test_bad_input_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert capsys.readouterr().err.startswith("deitlab.celltimes: ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the measurement of 2026-12-03 18:02 UTC has 1 warm cell over 5 s that is not a timing cell: notebook "
-    "01's imports in a fresh kernel (6.7 s: torch, transformers and the torchvision it imports; `python -m "
-    "deitlab.celltimes check notebooks/cell_times.csv` lists it); remove this mark when `make cell-times` passes",
-)
 def test_committed_warm_run_has_no_slow_cell_outside_timing_cells() -> None:
     if not COMMITTED.exists():
         pytest.skip(f"{COMMITTED} not measured yet (make cell-times)")

@@ -297,8 +297,8 @@ TUTORIAL_VARIANTS = tuple(name for name, v in VARIANTS.items() if v.family == "t
 QUICK_BASE = ("eager-fp32", "eager-int8", "ort-fp32", "ort-int8")
 #: The fastest paths for each kind of x86 CPU, added by ``--quick`` (see :func:`quick_variants`).
 QUICK_BY_CPU = {
-    # measured on DeiT-B (2 cores): max-autotune 26.8 ms (build 67 s), without it 28.4 ms (build 18 s), PT2E int8
-    # alone 35 ms, compile-bf16 38 ms; eager fp32 160 ms
+    # DeiT-B, batch 1, 2 threads, on a 2-core Xeon with AMX (2026-12-04): max-autotune 26.8 ms (build 67 s),
+    # without it 28.4 ms (build 18 s), PT2E int8 alone 35 ms, compile-bf16 38 ms; eager fp32 160 ms
     "AMX": ("pt2e-int8-bf16-autotune", "pt2e-int8-bf16", "compile-bf16"),
     "VNNI": ("pt2e-int8", "ort-int8-static"),
     "AVX2": ("pt2e-int8",),  # measured on DeiT-B: ONNX Runtime dynamic int8 (in QUICK_BASE) wins, PT2E int8 is close
